@@ -1,0 +1,116 @@
+# kata-run build.  `make` builds everything into build/; `make SANITIZE=1`
+# builds an AddressSanitizer+UBSan tree into build-asan/; `make test` runs
+# the whole suite (tests/run.sh).  See README.md.
+
+CC ?= gcc
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+BUILD ?= build
+else
+BUILD ?= build-asan
+endif
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GEN := $(BUILD)/gen
+
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Iagent -I$(GEN) -DKR_VERSION=\"$(VERSION)\"
+# Debian's libprotobuf-nanopb.a is built with PB_ENABLE_MALLOC; headers must match.
+CPPFLAGS += -DPB_ENABLE_MALLOC=1
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
+	  -Wformat=2 -Wstrict-prototypes -fno-strict-aliasing -pthread -MMD -MP
+ifneq ($(WERROR),)
+CFLAGS += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+# ASan cannot link statically: the sanitized agent is dynamic.
+AGENT_STATIC :=
+else
+AGENT_STATIC := -static
+endif
+LDFLAGS += -pthread
+
+# ---- sources ---------------------------------------------------------------
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CLIENT_SRCS := $(wildcard lib/client/*.c)
+CLIENT_OBJS := $(CLIENT_SRCS:%.c=$(BUILD)/%.o) $(GEN)/agent.pb-c.o
+AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
+AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o) $(GEN)/agent.pb.o
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
+
+LIBKR := $(BUILD)/libkr.a
+LIBCLIENT := $(BUILD)/libkr-agentclient.a
+LIBAGENT := $(BUILD)/libkr-agent.a
+
+AGENT_LIBS := -lseccomp -ljson-c -lprotobuf-nanopb
+HOST_LIBS := -lprotobuf-c -ljson-c
+
+BINS := $(BUILD)/kata-agent $(BUILD)/kr-agent-ctl
+
+.PHONY: all test unit fuzz bench clean install
+all: $(BINS) $(UNIT_BINS) $(TOOL_BINS)
+
+# ---- generated protobuf code ----------------------------------------------
+$(GEN)/agent.pb.c $(GEN)/agent.pb.h: proto/agent.proto proto/agent.options
+	@mkdir -p $(GEN)
+	nanopb_generator.py -q -I proto -f proto/agent.options -D $(GEN) proto/agent.proto
+$(GEN)/agent.pb-c.c $(GEN)/agent.pb-c.h: proto/agent.proto
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Iproto proto/agent.proto
+# Every object may include generated headers: generate them first.
+GEN_HDRS := $(GEN)/agent.pb.h $(GEN)/agent.pb-c.h
+
+$(BUILD)/%.o: %.c | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+$(GEN)/%.o: $(GEN)/%.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-shadow -c $< -o $@
+
+# ---- libraries and programs ------------------------------------------------
+$(LIBKR): $(LIB_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(LIBCLIENT): $(CLIENT_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(LIBAGENT): $(AGENT_OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/kata-agent: $(BUILD)/agent/main.o $(LIBAGENT) $(LIBKR)
+	$(CC) $(LDFLAGS) $(AGENT_STATIC) -o $@ $^ $(AGENT_LIBS)
+
+$(BUILD)/kr-agent-ctl: $(BUILD)/tools/agent-ctl.o $(LIBCLIENT) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
+
+# Unit tests link everything they might need; archives pull only what is used.
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBAGENT) $(LIBCLIENT) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(AGENT_LIBS) $(HOST_LIBS)
+# Test helper programs (the probe that runs inside containers is static).
+$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o
+	$(CC) $(LDFLAGS) -static -o $@ $^
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; $$t || fail=1; done; exit $$fail
+
+test: all
+	tests/run.sh
+
+# libFuzzer targets (clang): build/fuzz/fuzz_*
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz: $(GEN_HDRS)
+	@mkdir -p $(BUILD)/fuzz
+	for f in $(FUZZ_SRCS); do \
+	  n=$$(basename $$f .c); \
+	  clang $(CPPFLAGS) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) $(AGENT_SRCS) $(GEN)/agent.pb.c \
+	    $(AGENT_LIBS) -pthread || exit 1; \
+	done
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
