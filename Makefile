@@ -41,6 +41,8 @@ AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o) $(GEN)/agent.pb.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
@@ -54,7 +56,7 @@ HOST_LIBS := -lprotobuf-c -ljson-c
 BINS := $(BUILD)/kata-agent $(BUILD)/kr-agent-ctl
 
 .PHONY: all test unit fuzz bench clean install
-all: $(BINS) $(UNIT_BINS) $(TOOL_BINS)
+all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(TOOL_BINS)
 
 # ---- generated protobuf code ----------------------------------------------
 $(GEN)/agent.pb.c $(GEN)/agent.pb.h: proto/agent.proto proto/agent.options
@@ -89,6 +91,8 @@ $(BUILD)/kr-agent-ctl: $(BUILD)/tools/agent-ctl.o $(LIBCLIENT) $(LIBKR)
 # Unit tests link everything they might need; archives pull only what is used.
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBAGENT) $(LIBCLIENT) $(LIBKR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(AGENT_LIBS) $(HOST_LIBS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/integration/test_%.o $(BUILD)/tests/lib/agent_harness.o $(LIBCLIENT) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
 # Test helper programs (the probe that runs inside containers is static).
 $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o
 	$(CC) $(LDFLAGS) -static -o $@ $^

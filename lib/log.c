@@ -25,6 +25,8 @@ void kr_log_init(const char *prog, enum kr_log_level level, int fd)
 }
 
 void kr_log_set_level(enum kr_log_level level) { log_level = level; }
+int kr_log_fd(void) { return log_fd; }
+void kr_log_set_fd(int fd) { log_fd = fd; }
 enum kr_log_level kr_log_get_level(void) { return log_level; }
 
 int kr_log_level_parse(const char *name)

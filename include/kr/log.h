@@ -10,6 +10,9 @@ enum kr_log_level { KR_LOG_ERROR, KR_LOG_WARN, KR_LOG_INFO, KR_LOG_DEBUG };
 /* fd < 0 keeps the current one (stderr by default). */
 void kr_log_init(const char *prog, enum kr_log_level level, int fd);
 void kr_log_set_level(enum kr_log_level level);
+/* The fd lines go to (a forked child moves it out of its stdio's way). */
+int kr_log_fd(void);
+void kr_log_set_fd(int fd);
 enum kr_log_level kr_log_get_level(void);
 /* "error", "warn", "info", "debug" -> level; -1 if unknown. */
 int kr_log_level_parse(const char *name);

@@ -73,6 +73,33 @@ int ttrpc_response_encode(int32_t code, const char *message,
 int ttrpc_write_frame(int fd, uint32_t stream_id, uint8_t type,
 		      const uint8_t *data, size_t len, struct kr_err *err);
 
+/* ---- frame I/O used by the server and the client (and by tests) ---------
+ *
+ * Sockets are written with MSG_NOSIGNAL; other fds (a virtio-serial port, a
+ * pipe) with plain write(2), which raises SIGPIPE when the reader is gone:
+ * programs using ttrpc must ignore SIGPIPE (this library never changes
+ * signal dispositions).  Blocking and non-blocking fds both work.  A data
+ * length above TTRPC_MAX_DATA is refused (RESOURCE_EXHAUSTED). */
+
+/* ttrpc_write_frame with a deadline on the kr_now_ns() clock (0: none).
+ * Returns 0; -1 when nothing was sent (the stream is intact; a timeout gives
+ * DEADLINE_EXCEEDED); -2 when part of the frame went out before the failure
+ * (the stream is desynchronised: the connection must be dropped). */
+int ttrpc_write_frame_deadline(int fd, uint32_t stream_id, uint8_t type,
+			       const uint8_t *data, size_t len,
+			       uint64_t deadline_ns, struct kr_err *err);
+/* Read one frame.  Returns 1 with *h and *data (malloc'd, NULL when the
+ * length is 0); 0 at end of stream, also in the middle of a frame (a
+ * truncated last frame is dropped); -1 on error.  A length above
+ * TTRPC_MAX_DATA gives -1 with RESOURCE_EXHAUSTED, *h filled and the data
+ * left unread (nothing is allocated).  When wake_fd (-1: none) becomes
+ * readable the read stops with -1 and code CANCELED. */
+int ttrpc_read_frame(int fd, int wake_fd, struct ttrpc_hdr *h,
+		     uint8_t **data, struct kr_err *err);
+/* Read and drop len bytes in bounded chunks (an oversized frame's data).
+ * Returns 1 when done, 0 at end of stream, -1 on error (as above). */
+int ttrpc_discard(int fd, int wake_fd, uint64_t len, struct kr_err *err);
+
 /* ---- server ------------------------------------------------------------ */
 
 /* A method handler gets the request payload and returns the response payload
@@ -92,32 +119,44 @@ struct ttrpc_method {
 struct ttrpc_server;
 
 /* methods must outlive the server.  max_inflight bounds concurrent calls per
- * connection; a call beyond it gets RESOURCE_EXHAUSTED. */
+ * connection; a call beyond it gets RESOURCE_EXHAUSTED (0 means the default,
+ * 64).  Returns NULL with errno set when the shutdown pipe cannot be made.
+ * Request.timeout_nano > 0 does not interrupt a handler, but a handler that
+ * returns after that deadline is answered DEADLINE_EXCEEDED. */
 struct ttrpc_server *ttrpc_server_new(const struct ttrpc_method *methods,
 				      size_t n_methods, void *ctx,
 				      unsigned max_inflight);
 /* Serve one already-connected stream fd until EOF or error (takes ownership
  * of fd, closes it).  Blocks; waits for the connection's handlers to finish
- * before returning.  Used for accepted sockets and for a virtio-serial port. */
+ * before returning.  Used for accepted sockets and for a virtio-serial port.
+ * Returns 0 at EOF (a truncated last frame included) or after shutdown, -1
+ * with errno on a read error. */
 int ttrpc_server_serve_conn(struct ttrpc_server *srv, int fd);
 /* Accept loop on a listening socket: one thread per connection.  Returns
  * when ttrpc_server_shutdown() is called or accept fails fatally. */
 int ttrpc_server_serve_listener(struct ttrpc_server *srv, int listen_fd,
 				struct kr_err *err);
-/* Make serve_listener return (safe from any thread, including a handler). */
+/* Make serve_listener return (safe from any thread, including a handler).
+ * Every connection also stops reading new requests; calls in flight finish
+ * and are answered, then the connection closes. */
 void ttrpc_server_shutdown(struct ttrpc_server *srv);
+/* Shuts down, then waits for every connection (serve_conn included) to end.
+ * Call it after serve_listener has returned. */
 void ttrpc_server_free(struct ttrpc_server *srv);
 
 /* ---- client ------------------------------------------------------------ */
 
 struct ttrpc_client;
 
-/* Takes ownership of a connected stream fd and starts a reader thread. */
+/* Takes ownership of a connected stream fd and starts a reader thread.  The
+ * fd is made O_NONBLOCK (sends honour the call's deadline); on failure it is
+ * closed and NULL returned. */
 struct ttrpc_client *ttrpc_client_new(int fd, struct kr_err *err);
 /* One unary call.  timeout_ms > 0 is required: a hostile or hung peer must
  * never block the caller forever.  On a non-OK status returns -1 with
  * err->code = the status code and err->msg = the peer's message.  The
- * response payload (malloc'd, caller frees) is at most TTRPC_MAX_DATA. */
+ * response payload (malloc'd, caller frees) is at most TTRPC_MAX_DATA; an
+ * empty payload gives NULL and 0; resp may be NULL to drop it. */
 int ttrpc_client_call(struct ttrpc_client *c, const char *service,
 		      const char *method, const uint8_t *req, size_t req_len,
 		      uint8_t **resp, size_t *resp_len, int timeout_ms,
