@@ -93,9 +93,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBAGENT) $(LIBCLIENT) $(LIBKR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(AGENT_LIBS) $(HOST_LIBS)
 $(BUILD)/tests/test_%: $(BUILD)/tests/integration/test_%.o $(BUILD)/tests/lib/agent_harness.o $(LIBCLIENT) $(LIBKR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
-# Test helper programs (the probe that runs inside containers is static).
-$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o
-	$(CC) $(LDFLAGS) -static -o $@ $^
+# Test helper programs run inside containers: static and never sanitized
+# (a sanitizer runtime cannot link statically).
+$(BUILD)/tests/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -D_GNU_SOURCE -std=gnu11 -O2 -Wall -Wextra $(if $(WERROR),-Werror) -static -o $@ $<
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; $$t || fail=1; done; exit $$fail

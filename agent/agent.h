@@ -145,6 +145,9 @@ void oom_next_event(struct agent *a, char id[AGENT_ID_MAX + 1],
 int agent_cgroups(struct agent *a, struct cgroup_manager **out,
 		  struct kr_err *err);
 void agent_shutdown(struct agent *a, bool power_off);
+/* As init on an initramfs: move to a tmpfs root and re-exec (returns only
+ * on error, or 0 when there is nothing to do). */
+int pid1_switch_root(char **argv, struct kr_err *err);
 int pid1_setup(struct kr_err *err);
 void pid1_power_off(void);
 

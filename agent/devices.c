@@ -9,16 +9,15 @@
 #include <unistd.h>
 
 #include "devices.h"
-#include "kr/log.h"
 #include "kr/util.h"
 #include "mounts.h"
 
-/* The nodes every container gets (the OCI runtime spec's default devices;
- * /dev/console and /dev/ptmx are made elsewhere).  They are bind mounts of
- * the agent's own nodes rather than mknod: a bind works unchanged when the
- * container has a user namespace (mknod needs CAP_MKNOD in the initial one),
- * so there is one code path, and the container gets exactly the devices
- * the guest kernel gave the agent. */
+/* The nodes every container gets (the OCI runtime spec's default devices
+ * less /dev/ptmx, a link below, and /dev/console, the terminal code's).
+ * They are bind mounts of the agent's own nodes rather than mknod: a bind
+ * works unchanged when the container has a user namespace (mknod needs
+ * CAP_MKNOD in the initial one), so there is one code path, and the
+ * container gets exactly the devices the guest kernel gave the agent. */
 static const char *const default_devices[] = {
 	"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
 	"/dev/tty",

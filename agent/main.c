@@ -237,7 +237,7 @@ int main(int argc, char **argv)
 	o.listen = listen_default;
 	reaper_block_signals();
 	if (getpid() == 1) {
-		if (pid1_setup(&err) < 0) {
+		if (pid1_switch_root(argv, &err) < 0 || pid1_setup(&err) < 0) {
 			fprintf(stderr, "kata-agent: %s\n", err.msg);
 			pid1_power_off();
 		}

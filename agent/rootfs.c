@@ -6,8 +6,8 @@
  * inside the new root by mounts_resolve(). */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <limits.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -55,10 +55,12 @@ static int overlay_dirs(const struct rootfs_config *cfg, const struct stat *lowe
 	if (kr_mkdir_p(upper, 0755, err) < 0 || kr_mkdir_p(work, 0700, err) < 0)
 		return kr_err_wrap(err, "rootfs");
 	/* The merged root takes owner and mode from the upper layer's root:
-	 * make it look like the image's. */
-	if (chown(upper, lower->st_uid, lower->st_gid) < 0 ||
-	    chmod(upper, lower->st_mode & 07777) < 0)
-		return kr_err_sys(err, "rootfs: %s", upper);
+	 * make it look like the image's.  An owner the container's user
+	 * namespace does not map cannot be given; that only shows in ls. */
+	if (chown(upper, lower->st_uid, lower->st_gid) < 0)
+		kr_debug("rootfs: chown %s: %s", upper, strerror(errno));
+	if (chmod(upper, lower->st_mode & 07777) < 0)
+		return kr_err_sys(err, "rootfs: chmod %s", upper);
 	return 0;
 }
 
@@ -147,19 +149,6 @@ static int detach_old_root(struct kr_err *err)
 	return 0;
 }
 
-/* pivot_root cannot move the initial ramfs (the agent is /init in an
- * initramfs): move the new root over "/" and chroot, as runc's no-pivot
- * mode.  Weaker: the agent's mounts stay in the namespace, hidden. */
-static int move_root(const char *root, struct kr_err *err)
-{
-	kr_warn("rootfs: \"/\" is the initramfs, using MS_MOVE + chroot");
-	if (mount(root, "/", NULL, MS_MOVE, NULL) < 0)
-		return kr_err_sys(err, "move %s to /", root);
-	if (chroot(".") < 0)
-		return kr_err_sys(err, "chroot %s", root);
-	return 0;
-}
-
 static bool root_is_ramfs(void)
 {
 	struct statfs sf;
@@ -179,7 +168,13 @@ static int pivot(const char *root, struct kr_err *err)
 	if (syscall(SYS_pivot_root, ".", ".") == 0)
 		rc = detach_old_root(err);
 	else if (errno == EINVAL && root_is_ramfs())
-		rc = move_root(root, err);
+		/* The initial ramfs cannot be pivoted away.  runc's answer,
+		 * MS_MOVE + chroot, leaves it and every agent mount reachable
+		 * by a chroot escape (CAP_SYS_CHROOT), and the initramfs is
+		 * shared with the agent: refuse rather than run weaker. */
+		rc = kr_err_errno(err, EINVAL, "pivot_root %s: the agent's root "
+				  "is the initramfs; the agent must switch_root "
+				  "to a tmpfs at boot", root);
 	else
 		rc = kr_err_sys(err, "pivot_root %s", root);
 	if (rc == 0 && chdir("/") < 0)

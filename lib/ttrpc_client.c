@@ -410,6 +410,9 @@ void ttrpc_client_free(struct ttrpc_client *c)
 	pthread_mutex_lock(&c->lock);
 	client_fail_all(c, NULL);
 	pthread_mutex_unlock(&c->lock);
+	/* A sender waiting for a peer that does not read gives up now rather
+	 * than at its deadline (not a socket: ENOTSOCK, nothing to do). */
+	shutdown(c->fd, SHUT_RDWR);
 	(void)!write(c->wake[1], "", 1);
 	pthread_join(c->reader, NULL);
 	/* Failed callers still hold c->lock and their slots: let them go. */

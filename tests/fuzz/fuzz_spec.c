@@ -3,7 +3,8 @@
  *
  *   clang -D_GNU_SOURCE -Iinclude -Iagent -std=gnu11 -g -O1 \
  *     -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_spec.c \
- *     agent/spec.c agent/caps.c lib/error.c lib/log.c lib/util.c \
+ *     agent/spec.c agent/spec_json.c agent/spec_linux.c agent/caps.c \
+ *     lib/error.c lib/log.c lib/util.c \
  *     -ljson-c -pthread -o fuzz_spec
  *   ./fuzz_spec -max_total_time=60 tests/fuzz/corpus/spec */
 #include <sched.h>

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install what kata-run needs to build and test, from Debian's packages only.
+# Idempotent: a second run installs nothing.  Needs root.
+set -euo pipefail
+
+PKGS=(
+	# build
+	build-essential pkg-config linux-libc-dev
+	libprotobuf-c-dev protobuf-c-compiler nanopb libnanopb-dev
+	libseccomp-dev libjson-c-dev
+	# fuzzing (libFuzzer + sanitizers come with clang)
+	clang libclang-rt-14-dev
+	# tests: busybox images, reference runtimes, helpers
+	busybox-static runc crun python3 util-linux procps iproute2 file
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all ${#PKGS[@]} packages present"
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
