@@ -97,7 +97,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/integration/test_%.o $(BUILD)/tests/lib/ag
 # (a sanitizer runtime cannot link statically).
 $(BUILD)/tests/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -D_GNU_SOURCE -std=gnu11 -O2 -Wall -Wextra $(if $(WERROR),-Werror) -static -o $@ $<
+	$(CC) -D_GNU_SOURCE -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter $(if $(WERROR),-Werror) -static -o $@ $<
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; $$t || fail=1; done; exit $$fail

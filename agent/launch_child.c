@@ -313,7 +313,9 @@ static int child_confine(const struct oci_spec *spec, const struct oci_process *
 	if (spec->seccomp && !p->no_new_privileges &&
 	    seccomp_apply(spec->seccomp, err) < 0)
 		return -1;
-	if (p->has_caps && caps_apply_bounding(caps, err) < 0)
+	/* Without a capabilities object the process gets none, bounding set
+	 * included: a setuid binary must not win them back. */
+	if (caps_apply_bounding(caps, err) < 0)
 		return -1;
 	if (user_apply(&p->user, err) < 0)
 		return -1;

@@ -321,6 +321,16 @@ static char *exec_process_json(int argc, char **argv, bool tty, const char *cwd,
 	json_object_object_add(u, "uid", json_object_new_int64(uid));
 	json_object_object_add(u, "gid", json_object_new_int64(gid));
 	json_object_object_add(p, "terminal", json_object_new_boolean(tty));
+	/* The size must be right before the process runs: a resize sent after
+	 * the exec races with its first look at the terminal. */
+	struct winsize ws;
+	if (tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
+		struct json_object *cs = json_object_new_object();
+
+		json_object_object_add(cs, "height", json_object_new_int(ws.ws_row));
+		json_object_object_add(cs, "width", json_object_new_int(ws.ws_col));
+		json_object_object_add(p, "consoleSize", cs);
+	}
 	json_object_object_add(p, "user", u);
 	json_object_object_add(p, "args", args);
 	json_object_object_add(p, "env", envs);
