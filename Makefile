@@ -55,7 +55,7 @@ HOST_LIBS := -lprotobuf-c -ljson-c
 
 BINS := $(BUILD)/kata-agent $(BUILD)/kr-agent-ctl
 
-.PHONY: all test unit fuzz bench clean install
+.PHONY: all test unit fuzz bench clean install initramfs
 all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(TOOL_BINS)
 
 # ---- generated protobuf code ----------------------------------------------
@@ -98,6 +98,11 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/integration/test_%.o $(BUILD)/tests/lib/ag
 $(BUILD)/tests/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -D_GNU_SOURCE -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter $(if $(WERROR),-Werror) -static -o $@ $<
+
+# The guest initramfs: the static agent as /init (rootfs-builder/).
+initramfs: $(BUILD)/kata-initramfs.cpio.gz
+$(BUILD)/kata-initramfs.cpio.gz: $(BUILD)/kata-agent rootfs-builder/build.sh
+	rootfs-builder/build.sh $< $@
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "# $$t"; $$t || fail=1; done; exit $$fail

@@ -11,7 +11,7 @@ PKGS=(
 	# fuzzing (libFuzzer + sanitizers come with clang)
 	clang libclang-rt-14-dev
 	# tests: busybox images, reference runtimes, helpers
-	busybox-static runc crun python3 util-linux procps iproute2 file
+	busybox-static runc crun python3 util-linux procps iproute2 file cpio binutils
 )
 
 missing=()
