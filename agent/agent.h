@@ -49,6 +49,10 @@ struct container {
 	char id[AGENT_ID_MAX + 1];
 	struct oci_spec *spec;
 	char state_dir[256];
+	/* cg is used under cg_lock and set to NULL by removal, so a call that
+	 * races with RemoveContainer never touches a freed cgroup.  Lock order:
+	 * cg_lock before agent.lock. */
+	pthread_mutex_t cg_lock;
 	struct cgroup *cg;
 	enum container_state state;
 	struct process *init;
@@ -96,6 +100,10 @@ int container_remove(struct agent *a, struct container *c,
 		     unsigned timeout_ms, struct kr_err *err);
 /* Kill and remove every container (sandbox destroy, agent exit). */
 void container_remove_all(struct agent *a);
+/* Lock and return the container's cgroup, or NULL (NOT_FOUND error) if the
+ * container is being removed.  Release with container_cg_put(). */
+struct cgroup *container_cg_get(struct container *c, struct kr_err *err);
+void container_cg_put(struct container *c);
 /* Find a process of a pinned container; exec_id "" is init. Caller holds
  * a->lock. */
 struct process *container_find_process(struct container *c,

@@ -1,5 +1,7 @@
 /* Containers: the table, and create / start / remove. */
 #include <errno.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +74,7 @@ static void container_free(struct agent *a, struct container *c)
 	}
 	process_free(c->init);
 	spec_free(c->spec);
+	pthread_mutex_destroy(&c->cg_lock);
 	free(c);
 }
 
@@ -131,6 +134,7 @@ static struct container *reserve(struct agent *a, const char *id,
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	c->state = CT_CREATED;
 	c->refs = 2;
+	pthread_mutex_init(&c->cg_lock, NULL);
 	c->init = process_new(c, "");
 	c->next = a->containers;
 	a->containers = c;
@@ -160,17 +164,59 @@ static void abandon(struct agent *a, struct container *c)
 
 	if (c->init->pid > 0)
 		kill(c->init->pid, SIGKILL);
+	pthread_mutex_lock(&c->cg_lock);
 	if (c->cg) {
 		oom_unwatch(a, c);
 		if (cgroup_destroy(c->cg, &err) < 0)
 			kr_warn("container %s: %s", c->id, err.msg);
 		c->cg = NULL;
 	}
+	pthread_mutex_unlock(&c->cg_lock);
 	if (c->state_dir[0] && (rootfs_cleanup(c->state_dir, &err) < 0 ||
 				kr_rm_rf(c->state_dir, &err) < 0))
 		kr_warn("container %s: %s", c->id, err.msg);
 	unlink_container(a, c);
 	container_put(a, c);
+}
+
+/* Host id that a user namespace maps container id 0 to (or 0). */
+static uint32_t mapped_root(const struct oci_id_mapping *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (m[i].container_id == 0)
+			return m[i].host_id;
+	return 0;
+}
+
+/* The container's own dirs under its state dir.  With a new user
+ * namespace the set-up runs as the mapped root, which may neither create
+ * them in our dir nor write to root-owned ones: make them here and give
+ * them to it. */
+static int make_state_dirs(struct container *c, struct kr_err *err)
+{
+	static const char *const sub[] = { "rootfs", "upper", "work" };
+	const struct oci_namespace *user = spec_namespace(c->spec, CLONE_NEWUSER);
+	uid_t uid = 0;
+	gid_t gid = 0;
+
+	/* 0711: a user namespace's mapped root must traverse to its rootfs
+	 * (search only; nobody else can list the containers). */
+	if (kr_mkdir_p(c->state_dir, 0711, err) < 0)
+		return -1;
+	if (!user || user->path)
+		return 0;
+	uid = mapped_root(c->spec->uid_mappings, c->spec->n_uid_mappings);
+	gid = mapped_root(c->spec->gid_mappings, c->spec->n_gid_mappings);
+	for (size_t i = 0; i < KR_ARRAY_SIZE(sub); i++) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/%s", c->state_dir, sub[i]);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return kr_err_sys(err, "mkdir %s", path);
+		if (chown(path, uid, gid) < 0)
+			return kr_err_sys(err, "chown %s to the user namespace's root", path);
+	}
+	return 0;
 }
 
 static int prepare(struct agent *a, struct container *c, const char *spec_json,
@@ -191,7 +237,7 @@ static int prepare(struct agent *a, struct container *c, const char *spec_json,
 	if (kr_snprintf(c->state_dir, sizeof(c->state_dir), "%s/containers/%s",
 			a->cfg.state_dir, c->id) < 0)
 		return kr_err_errno(err, ENAMETOOLONG, "state dir for %s", c->id);
-	if (kr_mkdir_p(c->state_dir, 0700, err) < 0)
+	if (make_state_dirs(c, err) < 0)
 		return -1;
 	if (agent_cgroups(a, &cgm, err) < 0)
 		return -1;
@@ -287,11 +333,13 @@ int container_remove(struct agent *a, struct container *c,
 	}
 	c->removed = true;	/* claim the removal */
 	pthread_mutex_unlock(&a->lock);
+	pthread_mutex_lock(&c->cg_lock);
 	kill_all(a, c, timeout_ms);
 	oom_unwatch(a, c);
 	if (cgroup_destroy(c->cg, err) < 0)
 		kr_warn("container %s: %s", c->id, err->msg);
 	c->cg = NULL;
+	pthread_mutex_unlock(&c->cg_lock);
 	/* The container's mount namespace died with its last process, taking
 	 * the overlay mount with it; only the upper/work dirs remain. */
 	if (rootfs_cleanup(c->state_dir, err) < 0 || kr_rm_rf(c->state_dir, err) < 0)
@@ -300,6 +348,22 @@ int container_remove(struct agent *a, struct container *c,
 	container_put(a, c);	/* the table's reference */
 	kr_info("container %s removed", c->id);
 	return 0;
+}
+
+struct cgroup *container_cg_get(struct container *c, struct kr_err *err)
+{
+	pthread_mutex_lock(&c->cg_lock);
+	if (!c->cg) {
+		pthread_mutex_unlock(&c->cg_lock);
+		kr_err_set(err, KR_NOT_FOUND, "container %s is being removed", c->id);
+		return NULL;
+	}
+	return c->cg;
+}
+
+void container_cg_put(struct container *c)
+{
+	pthread_mutex_unlock(&c->cg_lock);
 }
 
 void container_remove_all(struct agent *a)

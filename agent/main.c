@@ -215,7 +215,7 @@ static int agent_init(struct agent *a, const struct options *o,
 	pthread_cond_init(&a->exited, &ca);
 	pthread_condattr_destroy(&ca);
 	agent_global = a;
-	if (kr_mkdir_p(a->cfg.state_dir, 0700, err) < 0)
+	if (kr_mkdir_p(a->cfg.state_dir, 0711, err) < 0)
 		return kr_err_wrap(err, "state dir");
 	if (reaper_start(a, err) < 0 || oom_start(a, err) < 0)
 		return -1;

@@ -36,8 +36,8 @@ static void queue_push(const char *id)
 	pthread_cond_broadcast(&q_cond);
 }
 
-/* The epoll token is the container pointer; it is only dereferenced under
- * a->lock and after checking it is still in the table. */
+/* The epoll token is the container pointer; it is only dereferenced after
+ * finding it, under a->lock, still in the table (then pinned). */
 static struct container *find_live(struct agent *a, void *token)
 {
 	for (struct container *c = a->containers; c; c = c->next)
@@ -46,22 +46,56 @@ static struct container *find_live(struct agent *a, void *token)
 	return NULL;
 }
 
+/* cgroup v1 signals the eventfd when the cgroup hits its limit, a moment
+ * before the OOM killer has picked and counted its victim: look again for
+ * a short while before deciding the wake-up was not an OOM kill. */
+#define OOM_RECHECKS 20
+#define OOM_RECHECK_US 10000
+
+static uint64_t count_new_kills(struct container *c)
+{
+	uint64_t kills = 0;
+
+	for (int i = 0; i < OOM_RECHECKS && kills == 0; i++) {
+		struct kr_err err = { 0 };
+		struct cgroup *cg = container_cg_get(c, NULL);
+		int rc;
+
+		if (!cg)
+			break;
+		rc = cgroup_oom_check(cg, &kills, &err);
+		container_cg_put(c);
+		if (rc < 0) {
+			kr_warn("container %s: OOM check: %s", c->id, err.msg);
+			break;
+		}
+		if (!kills)
+			usleep(OOM_RECHECK_US);
+	}
+	return kills;
+}
+
 static void handle_event(struct agent *a, void *token)
 {
 	struct container *c;
-	struct kr_err err = { 0 };
-	uint64_t kills = 0;
+	uint64_t kills;
 
 	pthread_mutex_lock(&a->lock);
 	c = find_live(a, token);
-	if (c && c->cg && cgroup_oom_check(c->cg, &kills, &err) < 0)
-		kr_warn("container %s: OOM check: %s", c->id, err.msg);
-	if (c && kills) {
-		c->oom_kills += kills;
-		kr_info("container %s: %llu OOM kill(s)", c->id, (unsigned long long)kills);
-		queue_push(c->id);
-	}
+	if (c)
+		c->refs++;
 	pthread_mutex_unlock(&a->lock);
+	if (!c)
+		return;
+	kills = count_new_kills(c);
+	if (kills) {
+		pthread_mutex_lock(&a->lock);
+		c->oom_kills += kills;
+		queue_push(c->id);
+		pthread_mutex_unlock(&a->lock);
+		kr_info("container %s: %llu OOM kill(s)", c->id, (unsigned long long)kills);
+	}
+	container_put(a, c);
 }
 
 static void *oom_main(void *arg)

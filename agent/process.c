@@ -155,12 +155,17 @@ int process_exec(struct agent *a, struct container *c, const char *exec_id,
 	target = c->init->pid;
 	pthread_mutex_unlock(&a->lock);
 
-	struct launch_config cfg = {
-		.spec = c->spec, .proc = op, .is_exec = true,
-		.target_pid = target, .cg = c->cg,
-		.timeout_ms = a->cfg.launch_timeout_ms,
-	};
-	int rc = process_launch(a, p, &cfg, err);
+	struct cgroup *cg = container_cg_get(c, err);
+	int rc = -1;
+	if (cg) {
+		struct launch_config cfg = {
+			.spec = c->spec, .proc = op, .is_exec = true,
+			.target_pid = target, .cg = cg,
+			.timeout_ms = a->cfg.launch_timeout_ms,
+		};
+		rc = process_launch(a, p, &cfg, err);
+		container_cg_put(c);
+	}
 	spec_process_free(op);
 	if (rc < 0) {
 		pthread_mutex_lock(&a->lock);

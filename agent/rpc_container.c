@@ -71,8 +71,14 @@ static int fill_stats(struct container *c,
 		      struct kr_err *err)
 {
 	struct cgroup_stats st = { 0 };
+	struct cgroup *cg = container_cg_get(c, err);
+	int rc;
 
-	if (cgroup_stats(c->cg, &st, err) < 0)
+	if (!cg)
+		return -1;
+	rc = cgroup_stats(cg, &st, err);
+	container_cg_put(c);
+	if (rc < 0)
 		return kr_err_wrap(err, "stats of container %s", c->id);
 	r->cpu_usage_ns = st.cpu_usage_ns;
 	r->cpu_user_ns = st.cpu_user_ns;
@@ -113,7 +119,14 @@ static int set_paused(struct agent *a, struct container *c, bool pause,
 				  c->id, pause ? "running" : "paused");
 	}
 	pthread_mutex_unlock(&a->lock);
-	if (cgroup_freeze(c->cg, pause, err) < 0)
+	struct cgroup *cg = container_cg_get(c, err);
+	int rc;
+
+	if (!cg)
+		return -1;
+	rc = cgroup_freeze(cg, pause, err);
+	container_cg_put(c);
+	if (rc < 0)
 		return kr_err_wrap(err, "%s container %s", pause ? "pause" : "resume", c->id);
 	pthread_mutex_lock(&a->lock);
 	if (c->state == want)
@@ -149,7 +162,10 @@ static int apply_update(struct container *c, const void *json, size_t len,
 
 	if (spec_parse_resources(json, len, &res, err) < 0)
 		return kr_err_wrap(err, "update container %s", c->id);
-	rc = cgroup_update(c->cg, &res, err);
+	struct cgroup *cg = container_cg_get(c, err);
+	rc = cg ? cgroup_update(cg, &res, err) : -1;
+	if (cg)
+		container_cg_put(c);
 	spec_resources_release(&res);
 	return rc < 0 ? kr_err_wrap(err, "update container %s", c->id) : 0;
 }
@@ -182,7 +198,14 @@ static int list_pids(struct container *c,
 	pid_t *pids = NULL;
 	size_t n = 0;
 
-	if (cgroup_pids(c->cg, &pids, &n, err) < 0)
+	struct cgroup *cg = container_cg_get(c, err);
+	int rc;
+
+	if (!cg)
+		return -1;
+	rc = cgroup_pids(cg, &pids, &n, err);
+	container_cg_put(c);
+	if (rc < 0)
 		return kr_err_wrap(err, "list processes of container %s", c->id);
 	for (size_t i = 0; i < n && i < KR_ARRAY_SIZE(resp->pids); i++)
 		resp->pids[resp->pids_count++] = (uint32_t)pids[i];

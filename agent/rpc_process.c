@@ -51,9 +51,13 @@ static int signal_process(struct agent *a, const void *in, void *out,
 	p = rpc_process_get(a, req->container_id, req->exec_id, &c, err);
 	if (!p)
 		return -1;
-	if (req->all && req->exec_id[0] == '\0')
-		rc = cgroup_kill_all(c->cg, (int)req->signal, err);
-	else
+	if (req->all && req->exec_id[0] == '\0') {
+		struct cgroup *cg = container_cg_get(c, err);
+
+		rc = cg ? cgroup_kill_all(cg, (int)req->signal, err) : -1;
+		if (cg)
+			container_cg_put(c);
+	} else
 		rc = process_signal(p, (int)req->signal, err);
 	container_put(a, c);
 	return rc;
@@ -65,12 +69,19 @@ RPC_DEFINE(SignalProcess, SignalProcessRequest, Empty, signal_process)
 static bool was_oom_killed(struct container *c, struct process *p)
 {
 	struct cgroup_stats st = { 0 };
+	struct cgroup *cg;
+	bool oom;
 
 	if (p->exit_status != 128 + SIGKILL)
 		return false;
 	if (c->oom_kills)
 		return true;
-	return c->cg && cgroup_stats(c->cg, &st, NULL) == 0 && st.memory_oom_kills > 0;
+	cg = container_cg_get(c, NULL);
+	if (!cg)
+		return false;
+	oom = cgroup_stats(cg, &st, NULL) == 0 && st.memory_oom_kills > 0;
+	container_cg_put(c);
+	return oom;
 }
 
 static int wait_process(struct agent *a, const void *in, void *out,
