@@ -40,7 +40,8 @@ static const struct {
  * initramfs into a tmpfs, frees the ramfs, moves the tmpfs onto "/", chroots
  * there and re-executes itself; containers can then pivot_root. */
 
-#define NEWROOT "/.kr-root"
+#define NEWROOT_NAME ".kr-root"
+#define NEWROOT "/" NEWROOT_NAME
 
 static int copy_tree(int src_dir, int dst_dir, int depth, struct kr_err *err);
 
@@ -120,7 +121,7 @@ static int copy_tree(int src, int dst, int depth, struct kr_err *err)
 		return kr_err_sys(err, "read initramfs");
 	while (rc == 0 && (de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    (depth == 0 && !strcmp(de->d_name, NEWROOT + 1)))
+		    (depth == 0 && !strcmp(de->d_name, NEWROOT_NAME)))
 			continue;
 		rc = copy_entry(src, dst, de->d_name, depth, err);
 	}
@@ -151,7 +152,7 @@ static void free_initramfs(int root)
 		char path[300];
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !strcmp(de->d_name, NEWROOT + 1))
+		    !strcmp(de->d_name, NEWROOT_NAME))
 			continue;
 		snprintf(path, sizeof(path), "/%s", de->d_name);
 		kr_rm_rf(path, NULL);

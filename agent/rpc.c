@@ -117,6 +117,24 @@ struct process *rpc_process_get(struct agent *a, const char *cid,
 	return p;
 }
 
+int rpc_decode_only(const struct rpc_desc *d, const uint8_t *in, size_t len,
+		    struct kr_err *err)
+{
+	void *req = kr_xcalloc(1, d->req_size), *resp = kr_xcalloc(1, d->resp_size);
+	struct rpc_blob blob_in = { 0 }, blob_out = { 0 };
+	pb_istream_t is = pb_istream_from_buffer(in, len);
+	int rc = 0;
+
+	if (d->prepare)
+		d->prepare(req, resp, &blob_in, &blob_out);
+	if (!pb_decode(&is, d->req_desc, req))
+		rc = kr_err_set(err, KR_INVALID_ARGUMENT, "malformed request: %s", PB_GET_ERROR(&is));
+	free(blob_in.data);
+	free(req);
+	free(resp);
+	return rc;
+}
+
 #define M(name) { AGENT_SERVICE, #name, rpc_##name }
 const struct ttrpc_method agent_methods[] = {
 	M(CreateSandbox), M(DestroySandbox), M(GetGuestDetails), M(Check),
@@ -128,3 +146,17 @@ const struct ttrpc_method agent_methods[] = {
 	M(TtyWinResize), M(GetOOMEvent),
 };
 const size_t agent_n_methods = sizeof(agent_methods) / sizeof(agent_methods[0]);
+
+#define D(name) &rpc_desc_##name
+const struct rpc_desc *const agent_rpc_descs[] = {
+	D(CreateSandbox), D(DestroySandbox), D(GetGuestDetails), D(Check),
+	D(CreateContainer), D(StartContainer), D(RemoveContainer),
+	D(StatsContainer), D(PauseContainer), D(ResumeContainer),
+	D(UpdateContainer), D(ListProcesses),
+	D(ExecProcess), D(SignalProcess), D(WaitProcess),
+	D(WriteStdin), D(CloseStdin), D(ReadStdout), D(ReadStderr),
+	D(TtyWinResize), D(GetOOMEvent),
+};
+_Static_assert(sizeof(agent_rpc_descs) / sizeof(agent_rpc_descs[0]) ==
+	       sizeof(agent_methods) / sizeof(agent_methods[0]),
+	       "every method has a descriptor");

@@ -55,22 +55,24 @@ void rpc_blob_bind_encode(pb_callback_t *cb, struct rpc_blob *b);
 
 /* Define the ttrpc handler rpc_<Name> for impl(). */
 #define RPC_DEFINE_WITH(Name, ReqT, RespT, impl_fn, prepare_fn)               \
+	const struct rpc_desc rpc_desc_##Name = {                             \
+		.req_desc = kata_run_agent_v1_##ReqT##_fields,                \
+		.resp_desc = kata_run_agent_v1_##RespT##_fields,              \
+		.req_size = sizeof(kata_run_agent_v1_##ReqT),                 \
+		.resp_size = sizeof(kata_run_agent_v1_##RespT),               \
+		.impl = impl_fn, .prepare = prepare_fn,                       \
+	};                                                                    \
 	int rpc_##Name(void *ctx, const uint8_t *in, size_t in_len,           \
 		       uint8_t **out, size_t *out_len, struct kr_err *err)    \
 	{                                                                     \
-		static const struct rpc_desc d = {                            \
-			.req_desc = kata_run_agent_v1_##ReqT##_fields,        \
-			.resp_desc = kata_run_agent_v1_##RespT##_fields,      \
-			.req_size = sizeof(kata_run_agent_v1_##ReqT),         \
-			.resp_size = sizeof(kata_run_agent_v1_##RespT),       \
-			.impl = impl_fn, .prepare = prepare_fn,               \
-		};                                                            \
-		return rpc_call(ctx, in, in_len, out, out_len, err, &d);      \
+		return rpc_call(ctx, in, in_len, out, out_len, err,           \
+				&rpc_desc_##Name);                            \
 	}
 #define RPC_DEFINE(Name, ReqT, RespT, impl_fn)                                \
 	RPC_DEFINE_WITH(Name, ReqT, RespT, impl_fn, NULL)
 
 #define RPC_DECLARE(Name)                                                     \
+	extern const struct rpc_desc rpc_desc_##Name;                         \
 	int rpc_##Name(void *ctx, const uint8_t *in, size_t in_len,           \
 		       uint8_t **out, size_t *out_len, struct kr_err *err)
 
@@ -87,6 +89,13 @@ RPC_DECLARE(GetOOMEvent);
 
 extern const struct ttrpc_method agent_methods[];
 extern const size_t agent_n_methods;
+/* The same methods' descriptors (fuzzing and tests decode with them). */
+extern const struct rpc_desc *const agent_rpc_descs[];
+
+/* Decode a request as the dispatcher would, without running the handler:
+ * 0 or -1 with err.  Frees what it decoded. */
+int rpc_decode_only(const struct rpc_desc *d, const uint8_t *in, size_t len,
+		    struct kr_err *err);
 
 /* Pin container and find one of its processes (NOT_FOUND errors). */
 struct container;
