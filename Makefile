@@ -55,7 +55,7 @@ HOST_LIBS := -lprotobuf-c -ljson-c
 
 BINS := $(BUILD)/kata-agent $(BUILD)/kr-agent-ctl
 
-.PHONY: all test unit fuzz bench clean install initramfs
+.PHONY: all test unit fuzz bench clean install initramfs guest-kernel
 all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(TOOL_BINS)
 
 # ---- generated protobuf code ----------------------------------------------
@@ -98,6 +98,11 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/integration/test_%.o $(BUILD)/tests/lib/ag
 $(BUILD)/tests/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -D_GNU_SOURCE -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter $(if $(WERROR),-Werror) -static -o $@ $<
+
+# Guest kernel: built and cached outside the tree, keyed by a hash of its
+# inputs (guest-kernel-config/README.md).  Tests ask build.sh for the path.
+guest-kernel:
+	guest-kernel-config/build.sh
 
 # The guest initramfs: the static agent as /init (rootfs-builder/).
 initramfs: $(BUILD)/kata-initramfs.cpio.gz
