@@ -157,6 +157,9 @@ void agent_shutdown(struct agent *a, bool power_off);
  * on error, or 0 when there is nothing to do). */
 int pid1_switch_root(char **argv, struct kr_err *err);
 int pid1_setup(struct kr_err *err);
+/* Where the host's shared directory (virtio-fs) appears in the guest. */
+#define AGENT_SHARED_DIR "/run/kata-run/shared"
+int pid1_mount_share(const char *tag, const char *dir, struct kr_err *err);
 void pid1_power_off(void);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
@@ -23,6 +24,7 @@
 
 struct options {
 	const char *listen;
+	const char *share_tag;	/* virtio-fs tag to mount at AGENT_SHARED_DIR */
 	const char *log_level;
 	const char *log_file;
 	struct agent_config cfg;
@@ -43,8 +45,10 @@ static void usage(FILE *f)
 		"  -h, --help              this text\n"
 		"  -V, --version           print the version\n\n"
 		"As PID 1 it also mounts /proc, /sys, /dev, cgroup2, /run and /tmp, and\n"
-		"options may come from the kernel command line as kata_run.agent.listen=ADDR\n"
-		"and kata_run.agent.log=LEVEL.\n", DEFAULT_VSOCK_PORT);
+		"options come from the kernel command line: kata_run.agent.listen=ADDR,\n"
+		"kata_run.agent.log=LEVEL, and kata_run.agent.share=TAG (mount the virtio-fs\n"
+		"share TAG, holding the containers' root file systems, at %s).\n",
+		DEFAULT_VSOCK_PORT, AGENT_SHARED_DIR);
 }
 
 /* As init, our options come from the kernel command line. */
@@ -67,6 +71,8 @@ static void options_from_cmdline(struct options *o)
 			o->listen = tok + 22;
 		else if (!strncmp(tok, "kata_run.agent.log=", 19))
 			o->log_level = tok + 19;
+		else if (!strncmp(tok, "kata_run.agent.share=", 21))
+			o->share_tag = tok + 21;
 	}
 }
 
@@ -215,8 +221,10 @@ static int agent_init(struct agent *a, const struct options *o,
 	pthread_cond_init(&a->exited, &ca);
 	pthread_condattr_destroy(&ca);
 	agent_global = a;
-	if (kr_mkdir_p(a->cfg.state_dir, 0711, err) < 0)
-		return kr_err_wrap(err, "state dir");
+	/* 0711 even if it existed: a user namespace's mapped root must be able
+	 * to traverse it to its container's rootfs. */
+	if (kr_mkdir_p(a->cfg.state_dir, 0711, err) < 0 || chmod(a->cfg.state_dir, 0711) < 0)
+		return kr_err_wrap(err, "state dir %s", a->cfg.state_dir);
 	if (reaper_start(a, err) < 0 || oom_start(a, err) < 0)
 		return -1;
 	return 0;
@@ -264,6 +272,11 @@ int main(int argc, char **argv)
 	if (!srv) {
 		kr_err_set(&err, KR_RESOURCE_EXHAUSTED, "create ttrpc server");
 		goto fail;
+	}
+	if (o.share_tag && pid1_mount_share(o.share_tag, AGENT_SHARED_DIR, &err) < 0) {
+		/* Not fatal: the host learns of it when a container needs it. */
+		kr_error("%s", err.msg);
+		kr_err_clear(&err);
 	}
 	kr_info("kata-agent %s started (pid %d%s)", KR_VERSION, (int)getpid(),
 		agent_state.is_pid1 ? ", guest init" : "");

@@ -202,6 +202,16 @@ int pid1_setup(struct kr_err *err)
 	return 0;
 }
 
+int pid1_mount_share(const char *tag, const char *dir, struct kr_err *err)
+{
+	if (kr_mkdir_p(dir, 0755, err) < 0)
+		return -1;
+	if (mount(tag, dir, "virtiofs", MS_NOSUID | MS_NODEV, NULL) < 0)
+		return kr_err_sys(err, "mount virtio-fs share %s at %s (is CONFIG_VIRTIO_FS in the guest kernel?)", tag, dir);
+	kr_info("virtio-fs share %s mounted at %s", tag, dir);
+	return 0;
+}
+
 void pid1_power_off(void)
 {
 	sync();

@@ -197,13 +197,22 @@ static int bundle_load(const char *dir, const char *rootfs_opt, struct bundle *b
 	if (json_object_object_get_ex(top, "process", &o) &&
 	    json_object_object_get_ex(o, "terminal", &v))
 		b->terminal = json_object_get_boolean(v);
-	if (rootfs_opt)
-		snprintf(root, sizeof(root), "%s", rootfs_opt);
-	else if (root_path[0] == '/')
-		snprintf(root, sizeof(root), "%s", root_path);
-	else
-		snprintf(root, sizeof(root), "%s/%s", dir, root_path);
+	snprintf(root, sizeof(root), "%s", root_path);	/* root_path lives in top */
 	json_object_put(top);
+	root_path = root;
+	if (rootfs_opt) {
+		/* A path as the agent sees it (maybe inside a VM): passed as is,
+		 * the agent checks it. */
+		snprintf(b->rootfs, sizeof(b->rootfs), "%s", rootfs_opt);
+		return 0;
+	}
+	if (root_path[0] != '/') {
+		char rel[PATH_MAX];
+
+		snprintf(rel, sizeof(rel), "%s", root_path);
+		if (kr_snprintf(root, sizeof(root), "%s/%s", dir, rel) < 0)
+			return kr_err_errno(err, ENAMETOOLONG, "rootfs of bundle %s", dir);
+	}
 	if (!realpath(root, b->rootfs))
 		return kr_err_sys(err, "rootfs %s", root);
 	return 0;
