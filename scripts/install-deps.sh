@@ -12,6 +12,8 @@ PKGS=(
 	clang libclang-rt-14-dev
 	# tests: busybox images, reference runtimes, helpers
 	busybox-static runc crun python3 util-linux procps iproute2 file cpio binutils
+	# the guest: QEMU (ships virtiofsd); the kernel build installs its own deps
+	qemu-system-x86
 )
 
 missing=()

@@ -90,6 +90,7 @@ host_leaks() {
 		if [ -z "$2" ]; then echo "ok $n - $1"; else echo "not ok $n - $1: $2"; bad=$((bad + 1)); fi
 	}
 	check "no kata-agent processes left" "$(pgrep -a -x kata-agent || true)"
+	check "no QEMU or virtiofsd left" "$(pgrep -a -f 'qemu-system-x86_64|/usr/lib/qemu/virtiofsd' | grep -v pgrep || true)"
 	check "no test mounts left" "$(grep -E 'kr-itest|kr-test|kata-run' /proc/self/mountinfo || true)"
 	check "no test cgroups left" "$(find /sys/fs/cgroup -maxdepth 6 -type d \( -name 'kr-itest*' -o -name 'kr-test*' -o -name 'kr-diff*' -o -name 'kata-run*' \) 2>/dev/null || true)"
 	echo "$((n - bad)) passed, $bad failed, 0 skipped"
