@@ -156,13 +156,7 @@ void oom_next_event(struct agent *a, char id[AGENT_ID_MAX + 1],
 {
 	struct timespec deadline;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	kr_deadline_ms(&deadline, CLOCK_REALTIME, timeout_ms);
 	id[0] = '\0';
 	pthread_mutex_lock(&a->lock);
 	while (q_len == 0) {

@@ -68,13 +68,7 @@ int process_wait(struct agent *a, struct process *p, unsigned timeout_ms)
 	struct timespec deadline;
 	int rc = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	kr_deadline_ms(&deadline, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&a->lock);
 	while (p->state != PROC_EXITED && rc == 0) {
 		if (timeout_ms)

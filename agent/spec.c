@@ -174,7 +174,7 @@ static int parse_caps(struct json_object *proc, const char *parent,
 	return 0;
 }
 
-/* Indexed by RLIMIT_*; user.c keeps the same names for its messages. */
+/* Indexed by RLIMIT_*; also names limits in error messages (user.c). */
 static const char *const rlimit_names[] = {
 	[RLIMIT_CPU] = "RLIMIT_CPU",
 	[RLIMIT_FSIZE] = "RLIMIT_FSIZE",
@@ -193,6 +193,14 @@ static const char *const rlimit_names[] = {
 	[RLIMIT_RTPRIO] = "RLIMIT_RTPRIO",
 	[RLIMIT_RTTIME] = "RLIMIT_RTTIME",
 };
+
+const char *spec_rlimit_name(int resource)
+{
+	if (resource < 0 || (size_t)resource >= KR_ARRAY_SIZE(rlimit_names) ||
+	    !rlimit_names[resource])
+		return "RLIMIT_?";
+	return rlimit_names[resource];
+}
 
 static int rlimit_from_name(const char *name)
 {

@@ -194,6 +194,8 @@ void spec_resources_release(struct oci_resources *r);	/* frees strings inside */
 bool spec_has_namespace(const struct oci_spec *spec, int clone_flag);
 const struct oci_namespace *spec_namespace(const struct oci_spec *spec,
 					   int clone_flag);
+/* RLIMIT_NOFILE -> "RLIMIT_NOFILE" (for messages). */
+const char *spec_rlimit_name(int resource);
 /* "K" -> value from a NULL-terminated env array, or NULL. */
 const char *spec_getenv(char *const *env, const char *key);
 

@@ -57,34 +57,6 @@ int user_apply(const struct oci_user *user, struct kr_err *err)
 	return 0;
 }
 
-/* Indexed by RLIMIT_*, the same names spec.c parses. */
-static const char *const rlimit_names[] = {
-	[RLIMIT_CPU] = "RLIMIT_CPU",
-	[RLIMIT_FSIZE] = "RLIMIT_FSIZE",
-	[RLIMIT_DATA] = "RLIMIT_DATA",
-	[RLIMIT_STACK] = "RLIMIT_STACK",
-	[RLIMIT_CORE] = "RLIMIT_CORE",
-	[RLIMIT_RSS] = "RLIMIT_RSS",
-	[RLIMIT_NPROC] = "RLIMIT_NPROC",
-	[RLIMIT_NOFILE] = "RLIMIT_NOFILE",
-	[RLIMIT_MEMLOCK] = "RLIMIT_MEMLOCK",
-	[RLIMIT_AS] = "RLIMIT_AS",
-	[RLIMIT_LOCKS] = "RLIMIT_LOCKS",
-	[RLIMIT_SIGPENDING] = "RLIMIT_SIGPENDING",
-	[RLIMIT_MSGQUEUE] = "RLIMIT_MSGQUEUE",
-	[RLIMIT_NICE] = "RLIMIT_NICE",
-	[RLIMIT_RTPRIO] = "RLIMIT_RTPRIO",
-	[RLIMIT_RTTIME] = "RLIMIT_RTTIME",
-};
-
-static const char *rlimit_name(int resource)
-{
-	if (resource < 0 || (size_t)resource >= KR_ARRAY_SIZE(rlimit_names) ||
-	    !rlimit_names[resource])
-		return "RLIMIT_?";
-	return rlimit_names[resource];
-}
-
 int rlimits_apply(const struct oci_process *p, struct kr_err *err)
 {
 	for (size_t i = 0; i < p->n_rlimits; i++) {
@@ -93,7 +65,7 @@ int rlimits_apply(const struct oci_process *p, struct kr_err *err)
 
 		if (setrlimit(rl->resource, &lim) < 0)
 			return kr_err_sys(err, "setrlimit %s",
-					  rlimit_name(rl->resource));
+					  spec_rlimit_name(rl->resource));
 	}
 	return 0;
 }

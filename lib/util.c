@@ -235,6 +235,17 @@ int kr_snprintf(char *buf, size_t size, const char *fmt, ...)
 	return n;
 }
 
+void kr_deadline_ms(struct timespec *ts, clockid_t clock, unsigned ms)
+{
+	clock_gettime(clock, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
 uint64_t kr_now_ns(void)
 {
 	struct timespec ts;

@@ -46,6 +46,10 @@ int kr_rm_rf(const char *path, struct kr_err *err);
 int kr_snprintf(char *buf, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* *ts = now + ms on the given clock (for pthread_cond_timedwait). */
+#include <time.h>
+void kr_deadline_ms(struct timespec *ts, clockid_t clock, unsigned ms);
+
 /* Monotonic clock in milliseconds / nanoseconds. */
 uint64_t kr_now_ms(void);
 uint64_t kr_now_ns(void);

@@ -217,13 +217,7 @@ void agent_stdio_finish(struct agent_stdio *s, int timeout_ms)
 
 	if (!s)
 		return;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	kr_deadline_ms(&deadline, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&s->lock);
 	while (s->outputs_left > 0 && (s->out.running || s->err.running)) {
 		if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT)
