@@ -699,7 +699,9 @@ case_rm_while_exec_waited() {
 			ps+=($!)
 			track_pid $!
 		done
-		until_true 10 ps_count_is $id 4 || fail "ps: $(ctl ps $id)"
+		# 30 s: execs into one container are serialised (cgroup lock), and
+		# under ASan on a loaded 2-core machine each takes a while.
+		until_true 30 ps_count_is $id 4 || fail "ps: $(ctl ps $id)"
 		ctl rm $id || fail "rm $id failed"
 		for p in "${ps[@]}"; do
 			st=0
