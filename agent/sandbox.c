@@ -1,4 +1,5 @@
 /* Sandbox-wide state: the cgroup manager and agent shutdown. */
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -38,7 +39,9 @@ void agent_shutdown(struct agent *a, bool power_off)
 	container_remove_all(a);
 	if (a->cgm)
 		cgroup_manager_free(a->cgm);
-	if (!a->is_pid1 && kr_rm_rf(a->cfg.state_dir, &err) < 0)
+	/* The state dir may be a mount point (a tmpfs given to us): then
+	 * only its contents can go. */
+	if (!a->is_pid1 && kr_rm_rf(a->cfg.state_dir, &err) < 0 && err.errnum != EBUSY)
 		kr_warn("remove state dir: %s", err.msg);
 	kr_info("agent stopped");
 	if (a->is_pid1 && power_off)
