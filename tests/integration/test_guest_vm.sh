@@ -103,6 +103,35 @@ echo "$out" | grep -q '"memory_limit": 33554432' && echo "$out" | grep -q '"memo
 ok $? "cgroup v2 stats show the limits and the kill"
 timeout 60 "${C[@]}" rm hog
 ok $? "remove"
+
+# cgroup v2 cpu.max through UpdateContainer, and cgroup.freeze through
+# pause/resume, on a container that spins.
+stat_of() { timeout 60 "${C[@]}" stats busy | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+python3 - "$W/share/hello/config.json" "$W/busy.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["args"] = ["sh", "-c", "while :; do :; done"]
+json.dump(c, open(sys.argv[2], "w"))
+PY
+mkdir -p "$W/busy" && mv "$W/busy.json" "$W/busy/config.json"
+echo '{"cpu":{"quota":20000,"period":100000}}' >"$W/cpu.json"
+timeout 60 "${C[@]}" create --overlay --rootfs $guest/hello/rootfs busy "$W/busy" >/dev/null &&
+	timeout 60 "${C[@]}" start busy && timeout 60 "${C[@]}" update busy "$W/cpu.json"
+ok $? "update the cpu quota of a running container"
+sleep 1.5
+throttled=$(stat_of cpu_nr_throttled)
+[ "${throttled:-0}" -gt 0 ]
+ok $? "cpu.max throttles it (nr_throttled $throttled)"
+timeout 60 "${C[@]}" pause busy
+u1=$(stat_of cpu_usage_ns); sleep 1; u2=$(stat_of cpu_usage_ns)
+[ -n "$u1" ] && [ "$u1" = "$u2" ]
+ok $? "paused: no CPU used ($u1 -> $u2)"
+timeout 60 "${C[@]}" resume busy
+sleep 1; u3=$(stat_of cpu_usage_ns)
+[ -n "$u3" ] && [ "$u3" -gt "$u2" ]
+ok $? "resumed: CPU used again ($u2 -> $u3)"
+timeout 60 "${C[@]}" rm busy
+ok $? "remove a running container"
 out=$(timeout 60 "${C[@]}" details 2>&1)
 echo "$out" | grep -q '"container_count": 0'
 ok $? "no container left in the guest"
