@@ -40,6 +40,7 @@ struct process {
 	bool oom_killed;
 	uint64_t exited_at_ns;		/* CLOCK_REALTIME */
 	pthread_mutex_t io_lock;	/* serialises stdin writes */
+	int refs;			/* owner's list + in-flight calls (agent.lock) */
 	struct process *next;		/* in c->execs */
 };
 
@@ -111,6 +112,11 @@ struct process *container_find_process(struct container *c,
 
 /* Remove p from c->execs (a->lock held). */
 void container_unlink_exec(struct container *c, struct process *p);
+/* Unlink an exited exec and drop the list's reference (RemoveProcess). */
+int container_remove_exec(struct agent *a, struct container *c,
+			  const char *exec_id, struct kr_err *err);
+/* Drop a reference to an exec process; frees it at zero. */
+void process_put(struct agent *a, struct process *p);
 
 /* ---- processes (process.c) ---------------------------------------------- */
 struct process *process_new(struct container *c, const char *exec_id);

@@ -350,6 +350,26 @@ int container_remove(struct agent *a, struct container *c,
 	return 0;
 }
 
+int container_remove_exec(struct agent *a, struct container *c,
+			  const char *exec_id, struct kr_err *err)
+{
+	struct process *p;
+
+	if (exec_id[0] == '\0')
+		return kr_err_set(err, KR_INVALID_ARGUMENT, "the init process goes with its container: remove the container");
+	pthread_mutex_lock(&a->lock);
+	p = container_find_process(c, exec_id);
+	if (!p || p->state != PROC_EXITED) {
+		pthread_mutex_unlock(&a->lock);
+		return p ? kr_err_set(err, KR_FAILED_PRECONDITION, "exec %s in container %s is still running", exec_id, c->id)
+			 : kr_err_set(err, KR_NOT_FOUND, "exec %s not found in container %s", exec_id, c->id);
+	}
+	container_unlink_exec(c, p);
+	pthread_mutex_unlock(&a->lock);
+	process_put(a, p);	/* the list's reference */
+	return 0;
+}
+
 struct cgroup *container_cg_get(struct container *c, struct kr_err *err)
 {
 	pthread_mutex_lock(&c->cg_lock);

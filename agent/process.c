@@ -23,6 +23,7 @@ struct process *process_new(struct container *c, const char *exec_id)
 	p->pid = -1;
 	p->stdin_fd = p->stdout_fd = p->stderr_fd = p->pty_fd = p->sync_fd = -1;
 	p->state = PROC_CREATED;
+	p->refs = 1;
 	pthread_mutex_init(&p->io_lock, NULL);
 	return p;
 }
@@ -79,6 +80,19 @@ int process_wait(struct agent *a, struct process *p, unsigned timeout_ms)
 	rc = p->state == PROC_EXITED ? 0 : -1;
 	pthread_mutex_unlock(&a->lock);
 	return rc;
+}
+
+void process_put(struct agent *a, struct process *p)
+{
+	bool last;
+
+	pthread_mutex_lock(&a->lock);
+	last = --p->refs == 0;
+	if (last)
+		reaper_forget(a, p);
+	pthread_mutex_unlock(&a->lock);
+	if (last)
+		process_free(p);
 }
 
 int process_signal(struct process *p, int sig, struct kr_err *err)
@@ -162,10 +176,12 @@ int process_exec(struct agent *a, struct container *c, const char *exec_id,
 	}
 	spec_process_free(op);
 	if (rc < 0) {
+		/* A concurrent call may have found the reserved id: unlink, and
+		 * free only with the last reference. */
 		pthread_mutex_lock(&a->lock);
 		container_unlink_exec(c, p);
 		pthread_mutex_unlock(&a->lock);
-		process_free(p);
+		process_put(a, p);
 		return kr_err_wrap(err, "exec %s in container %s", exec_id, c->id);
 	}
 	pthread_mutex_lock(&a->lock);

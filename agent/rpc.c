@@ -108,6 +108,8 @@ struct process *rpc_process_get(struct agent *a, const char *cid,
 		return NULL;
 	pthread_mutex_lock(&a->lock);
 	p = container_find_process(*c, exec_id);
+	if (p)
+		p->refs++;
 	pthread_mutex_unlock(&a->lock);
 	if (!p) {
 		kr_err_set(err, KR_NOT_FOUND, "exec %s not found in container %s", exec_id, cid);
@@ -135,6 +137,12 @@ int rpc_decode_only(const struct rpc_desc *d, const uint8_t *in, size_t len,
 	return rc;
 }
 
+void rpc_process_put(struct agent *a, struct container *c, struct process *p)
+{
+	process_put(a, p);
+	container_put(a, c);
+}
+
 #define M(name) { AGENT_SERVICE, #name, rpc_##name }
 const struct ttrpc_method agent_methods[] = {
 	M(CreateSandbox), M(DestroySandbox), M(GetGuestDetails), M(Check),
@@ -143,7 +151,7 @@ const struct ttrpc_method agent_methods[] = {
 	M(UpdateContainer), M(ListProcesses),
 	M(ExecProcess), M(SignalProcess), M(WaitProcess),
 	M(WriteStdin), M(CloseStdin), M(ReadStdout), M(ReadStderr),
-	M(TtyWinResize), M(GetOOMEvent),
+	M(TtyWinResize), M(GetOOMEvent), M(RemoveProcess),
 };
 const size_t agent_n_methods = sizeof(agent_methods) / sizeof(agent_methods[0]);
 
@@ -155,7 +163,7 @@ const struct rpc_desc *const agent_rpc_descs[] = {
 	D(UpdateContainer), D(ListProcesses),
 	D(ExecProcess), D(SignalProcess), D(WaitProcess),
 	D(WriteStdin), D(CloseStdin), D(ReadStdout), D(ReadStderr),
-	D(TtyWinResize), D(GetOOMEvent),
+	D(TtyWinResize), D(GetOOMEvent), D(RemoveProcess),
 };
 _Static_assert(sizeof(agent_rpc_descs) / sizeof(agent_rpc_descs[0]) ==
 	       sizeof(agent_methods) / sizeof(agent_methods[0]),

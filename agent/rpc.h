@@ -85,7 +85,7 @@ RPC_DECLARE(UpdateContainer); RPC_DECLARE(ListProcesses);
 RPC_DECLARE(ExecProcess); RPC_DECLARE(SignalProcess);
 RPC_DECLARE(WaitProcess); RPC_DECLARE(WriteStdin); RPC_DECLARE(CloseStdin);
 RPC_DECLARE(ReadStdout); RPC_DECLARE(ReadStderr); RPC_DECLARE(TtyWinResize);
-RPC_DECLARE(GetOOMEvent);
+RPC_DECLARE(GetOOMEvent); RPC_DECLARE(RemoveProcess);
 
 extern const struct ttrpc_method agent_methods[];
 extern const size_t agent_n_methods;
@@ -97,11 +97,13 @@ extern const struct rpc_desc *const agent_rpc_descs[];
 int rpc_decode_only(const struct rpc_desc *d, const uint8_t *in, size_t len,
 		    struct kr_err *err);
 
-/* Pin container and find one of its processes (NOT_FOUND errors). */
+/* Pin a container and one of its processes (NOT_FOUND errors); release
+ * both with rpc_process_put(). */
 struct container;
 struct process;
 struct process *rpc_process_get(struct agent *a, const char *cid,
 				const char *exec_id, struct container **c,
 				struct kr_err *err);
+void rpc_process_put(struct agent *a, struct container *c, struct process *p);
 
 #endif

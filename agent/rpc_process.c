@@ -59,7 +59,7 @@ static int signal_process(struct agent *a, const void *in, void *out,
 			container_cg_put(c);
 	} else
 		rc = process_signal(p, (int)req->signal, err);
-	container_put(a, c);
+	rpc_process_put(a, c, p);
 	return rc;
 }
 RPC_DEFINE(SignalProcess, SignalProcessRequest, Empty, signal_process)
@@ -104,7 +104,22 @@ static int wait_process(struct agent *a, const void *in, void *out,
 		resp->exited_at_ns = p->exited_at_ns;
 		resp->oom_killed = was_oom_killed(c, p);
 	}
-	container_put(a, c);
+	rpc_process_put(a, c, p);
 	return rc;
 }
 RPC_DEFINE(WaitProcess, ProcessRequest, WaitProcessResponse, wait_process)
+
+static int remove_process(struct agent *a, const void *in, void *out,
+			  struct kr_err *err)
+{
+	const kata_run_agent_v1_ProcessRequest *req = in;
+	struct container *c = container_get(a, req->container_id, err);
+	int rc;
+
+	if (!c)
+		return -1;
+	rc = container_remove_exec(a, c, req->exec_id, err);
+	container_put(a, c);
+	return rc;
+}
+RPC_DEFINE(RemoveProcess, ProcessRequest, Empty, remove_process)

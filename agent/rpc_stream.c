@@ -81,7 +81,7 @@ static int read_common(struct agent *a, const void *in, void *out,
 	if (!p)
 		return -1;
 	rc = read_stream(p, s, req->max_len, out, err);
-	container_put(a, c);
+	rpc_process_put(a, c, p);
 	return rc;
 }
 
@@ -150,7 +150,7 @@ static int write_stdin_rpc(struct agent *a, const void *in, void *out,
 	const struct rpc_blob *data = req->data.arg;
 
 	rc = write_stdin(p, data->data, data->len, &resp->len, err);
-	container_put(a, c);
+	rpc_process_put(a, c, p);
 	return rc;
 }
 static void write_prepare(void *req, void *resp, struct rpc_blob *in,
@@ -191,7 +191,7 @@ static int close_stdin_rpc(struct agent *a, const void *in, void *out,
 	if (!p)
 		return -1;
 	close_stdin(p);
-	container_put(a, c);
+	rpc_process_put(a, c, p);
 	return 0;
 }
 RPC_DEFINE(CloseStdin, ProcessRequest, Empty, close_stdin_rpc)
@@ -214,7 +214,7 @@ static int tty_resize(struct agent *a, const void *in, void *out,
 		rc = kr_err_set(err, KR_INVALID_ARGUMENT, "window size %ux%u out of range", req->rows, req->cols);
 	else if (ioctl(p->pty_fd, TIOCSWINSZ, &ws) < 0)
 		rc = kr_err_sys(err, "resize terminal");
-	container_put(a, c);
+	rpc_process_put(a, c, p);
 	return rc;
 }
 RPC_DEFINE(TtyWinResize, TtyWinResizeRequest, Empty, tty_resize)

@@ -463,8 +463,13 @@ static int cmd_rm(struct ctl *ctl, int argc, char **argv)
 {
 	struct kr_err err = { 0 };
 
+	if (argc == 3) {	/* an exited exec process */
+		if (agent_remove_process(ctl->c, argv[1], argv[2], &err) < 0)
+			return fail(&err);
+		return 0;
+	}
 	if (argc != 2)
-		return usage_error("rm: expected ID");
+		return usage_error("rm: expected ID [EXEC_ID]");
 	if (agent_remove_container(ctl->c, argv[1], 0, &err) < 0)
 		return fail(&err);
 	return 0;
@@ -589,7 +594,7 @@ static void usage(FILE *f)
 		"Drive a kata-agent over its ttrpc socket (developer and test tool).\n\n"
 		"  run [--id ID] [--overlay] [--rootfs DIR] BUNDLE   create, start, attach, wait, remove\n"
 		"  create [--overlay] [--rootfs DIR] ID BUNDLE       prints the init pid\n"
-		"  start ID | pause ID | resume ID | rm ID\n"
+		"  start ID | pause ID | resume ID | rm ID [EXEC_ID]\n"
 		"  wait ID [EXEC_ID]                               prints and exits with the status\n"
 		"  exec [--tty] [--cwd D] [--env K=V] [--user U[:G]] ID EXEC_ID -- CMD [ARG...]\n"
 		"  kill [--all] ID SIGNAL [EXEC_ID]\n"

@@ -50,6 +50,9 @@ int agent_wait(struct agent_client *c, const char *id, const char *exec_id,
 int agent_exec(struct agent_client *c, const char *id, const char *exec_id,
 	       const char *process_json, size_t len, uint32_t *pid,
 	       struct kr_err *err);
+/* Forget an exited exec'd process (its id can be used again). */
+int agent_remove_process(struct agent_client *c, const char *id,
+			 const char *exec_id, struct kr_err *err);
 int agent_resize(struct agent_client *c, const char *id, const char *exec_id,
 		 unsigned rows, unsigned cols, struct kr_err *err);
 

@@ -201,6 +201,18 @@ int agent_exec(struct agent_client *c, const char *id, const char *exec_id,
 	return 0;
 }
 
+int agent_remove_process(struct agent_client *c, const char *id,
+			 const char *exec_id, struct kr_err *err)
+{
+	KataRun__Agent__V1__ProcessRequest req =
+		KATA_RUN__AGENT__V1__PROCESS_REQUEST__INIT;
+
+	req.container_id = (char *)id;
+	req.exec_id = (char *)exec_id;
+	return call_simple(c, "RemoveProcess", &req.base,
+			   &kata_run__agent__v1__empty__descriptor, 0, err);
+}
+
 int agent_resize(struct agent_client *c, const char *id, const char *exec_id,
 		 unsigned rows, unsigned cols, struct kr_err *err)
 {

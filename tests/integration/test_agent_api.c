@@ -369,6 +369,36 @@ static void test_stdin_piping(void)
 	check_no_leftovers();
 }
 
+static void test_remove_exec_frees_its_id(void)
+{
+	static const char quick[] = "{\"args\":[\"true\"],\"cwd\":\"/\"}";
+	static const char slow[] = "{\"args\":[\"sleep\",\"30\"],\"cwd\":\"/\"}";
+	struct kr_err err = { 0 };
+	const char *dir = bundle("execrm", "[\"sleep\",\"60\"]", NULL, NULL, NULL);
+	int status = -1;
+
+	REQUIRE(dir);
+	REQUIRE(create("execrm", dir, &err) == 0);
+	REQUIRE(agent_container_op(C, "StartContainer", "execrm", &err) == 0);
+	/* The same exec id, again and again: each removal frees it. */
+	for (int i = 0; i < 20; i++) {
+		REQUIRE(agent_exec(C, "execrm", "probe", quick, sizeof(quick) - 1, NULL, &err) == 0);
+		CHECK(agent_wait(C, "execrm", "probe", &status, NULL, &err) == 0 && status == 0);
+		CHECK(agent_remove_process(C, "execrm", "probe", &err) == 0);
+	}
+	/* Gone means gone. */
+	CHECK(agent_wait(C, "execrm", "probe", NULL, NULL, &err) < 0);
+	CHECK(err.code == KR_NOT_FOUND);
+	/* A running exec and the init cannot be removed this way. */
+	REQUIRE(agent_exec(C, "execrm", "slow", slow, sizeof(slow) - 1, NULL, &err) == 0);
+	CHECK(agent_remove_process(C, "execrm", "slow", &err) < 0);
+	CHECK(err.code == KR_FAILED_PRECONDITION);
+	CHECK(agent_remove_process(C, "execrm", "", &err) < 0);
+	CHECK(err.code == KR_INVALID_ARGUMENT);
+	CHECK(agent_remove_container(C, "execrm", 0, &err) == 0);
+	check_no_leftovers();
+}
+
 static void test_shutdown_leaves_nothing(void)
 {
 	struct kr_err err = { 0 };
@@ -417,6 +447,7 @@ int main(void)
 	KR_TEST(test_concurrent_calls);
 	KR_TEST(test_large_output_intact);
 	KR_TEST(test_stdin_piping);
+	KR_TEST(test_remove_exec_frees_its_id);
 	KR_TEST(test_shutdown_leaves_nothing);
 	if (C)
 		agent_client_free(C);
