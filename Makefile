@@ -55,6 +55,14 @@ HOST_LIBS := -lprotobuf-c -ljson-c
 
 BINS := $(BUILD)/kata-agent $(BUILD)/kr-agent-ctl
 
+# hypervisor/ (libvirt backend needs libvirt-dev): backends in libkr-hv.a,
+# the test driver kr-vmctl.
+HV_SRCS := $(filter-out hypervisor/vmctl.c,$(wildcard hypervisor/*.c))
+HV_OBJS := $(HV_SRCS:%.c=$(BUILD)/%.o)
+LIBHV := $(BUILD)/libkr-hv.a
+HV_LIBS := -lvirt
+BINS += $(BUILD)/kr-vmctl
+
 .PHONY: all test unit fuzz bench clean install initramfs guest-kernel
 all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(TOOL_BINS)
 
@@ -81,6 +89,13 @@ $(LIBCLIENT): $(CLIENT_OBJS)
 	@rm -f $@; ar rcs $@ $^
 $(LIBAGENT): $(AGENT_OBJS)
 	@rm -f $@; ar rcs $@ $^
+
+$(LIBHV): $(HV_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/kr-vmctl: $(BUILD)/hypervisor/vmctl.o $(LIBHV) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS)
+$(BUILD)/tests/test_hypervisor: $(BUILD)/tests/unit/test_hypervisor.o $(LIBHV) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS)
 
 $(BUILD)/kata-agent: $(BUILD)/agent/main.o $(LIBAGENT) $(LIBKR)
 	$(CC) $(LDFLAGS) $(AGENT_STATIC) -o $@ $^ $(AGENT_LIBS)

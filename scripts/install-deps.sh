@@ -7,7 +7,7 @@ PKGS=(
 	# build
 	build-essential pkg-config linux-libc-dev
 	libprotobuf-c-dev protobuf-c-compiler nanopb libnanopb-dev
-	libseccomp-dev libjson-c-dev
+	libseccomp-dev libjson-c-dev libvirt-dev
 	# fuzzing (libFuzzer + sanitizers come with clang)
 	clang libclang-rt-14-dev
 	# tests: busybox images, reference runtimes, helpers

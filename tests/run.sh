@@ -103,6 +103,11 @@ host_leaks() {
 echo "=== build"
 scripts/install-deps.sh || exit 1
 make -j"$(nproc)" WERROR=1 >"$LOG_DIR/build.log" 2>&1 || { tail -30 "$LOG_DIR/build.log"; echo "0 passed, 1 failed"; exit 1; }
+# libvirt: packages, the libvirt-qemu user, virtlogd + libvirtd (no systemd
+# here); the backend's default qemu:///embed needs no daemon, the test of
+# qemu:///system does.
+scripts/libvirt-setup.sh >"$LOG_DIR/libvirt-setup.log" 2>&1 ||
+	{ echo "libvirt set-up failed:"; tail -10 "$LOG_DIR/libvirt-setup.log"; }
 c_tests build normal
 shell_tests build normal
 

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The libvirt hypervisor backend (hypervisor/libvirt.c) end to end: our guest
+# kernel + initramfs booted by kr-vmctl through the backend (embedded QEMU
+# driver, TCG on hosts where KVM cannot run a standard kernel), the agent on
+# the virtio-serial channel, the bundle shared with virtio-fs; then power-off
+# and SIGTERM ending the VM with nothing left behind, and bad input.
+#
+# One agent client at a time: a virtio-serial port is a single byte stream.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${KR_BUILD:-build}
+VMCTL=$BUILD/kr-vmctl	# the sanitized one under KR_BUILD=build-asan
+[ "$BUILD" = build-asan ] && BUILD=build	# the guest needs the static agent
+CTL=$BUILD/kr-agent-ctl
+n=0 pass=0 fail=0 skip=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi; }
+finish() {
+	echo "1..$n"
+	echo "$pass passed, $fail failed, $skip skipped"
+	[ "$fail" = 0 ]
+	exit
+}
+skip_all() { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n - libvirt backend # SKIP $1"; finish; }
+
+[ "$(id -u)" = 0 ] || skip_all "needs root"
+for tool in qemu-system-x86_64 /usr/lib/qemu/virtiofsd; do
+	command -v "$tool" >/dev/null || skip_all "$tool not installed (apt-get install qemu-system-x86)"
+done
+[ -x "$VMCTL" ] || skip_all "$VMCTL not built"
+scripts/libvirt-setup.sh --no-daemons >/dev/null || { ok 1 "scripts/libvirt-setup.sh --no-daemons"; finish; }
+kernel=$(guest-kernel-config/build.sh --print-path 2>"${TMPDIR:-/tmp}/kr-kernel-build.log") || {
+	tail -20 "${TMPDIR:-/tmp}/kr-kernel-build.log"; ok 1 "guest kernel builds"; finish; }
+make -s "$BUILD/kata-initramfs.cpio.gz" BUILD="$BUILD" >/dev/null || { ok 1 "initramfs builds"; finish; }
+initrd=$PWD/$BUILD/kata-initramfs.cpio.gz
+
+W=$(mktemp -d /tmp/kr-lv.XXXXXX)
+ID=t$$
+STATE=/run/kata-run/vm/$ID
+vm_pid=
+cleanup() {
+	[ -n "$vm_pid" ] && kill "$vm_pid" 2>/dev/null && wait "$vm_pid" 2>/dev/null
+	rm -rf "$W"
+}
+trap cleanup EXIT
+mkdir -p "$W/share"
+examples/hello/make-bundle.sh "$W/share/hello" >/dev/null
+
+# Processes of this VM: QEMU names the state dir, virtiofsd the share.
+leftovers() { pgrep -af "kata-run-$1[ ,]|$STATE/|source=$W/share" | grep -v pgrep; }
+vm_start() {	# id -> vm_pid, waits for "ready"
+	"$VMCTL" --id "$1" --kernel "$kernel" --initrd "$initrd" --share "$W/share" \
+		--vcpus 2 --memory 512 >"$W/$1.out" 2>"$W/$1.err" &
+	vm_pid=$!
+	for _ in $(seq 300); do
+		grep -q '^ready$' "$W/$1.out" 2>/dev/null && return 0
+		kill -0 "$vm_pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+vm_gone() {	# waits for kr-vmctl to end
+	for _ in $(seq 300); do kill -0 "$vm_pid" 2>/dev/null || break; sleep 0.1; done
+	! kill -0 "$vm_pid" 2>/dev/null && wait "$vm_pid"
+}
+
+vm_start "$ID"
+ok $? "kr-vmctl starts a VM through the libvirt backend"
+[ "$n" = "$fail" ] && { sed 's/^/#   /' "$W/$ID.err"; finish; }
+sock=$(sed -n 's/^agent_socket=//p' "$W/$ID.out")
+[ "$sock" = "$STATE/agent.sock" ] && [ -S "$sock" ]
+ok $? "agent socket at $sock"
+pgrep -af "guest=kata-run-$ID," | grep -q -- '-accel tcg\|-accel kvm'
+ok $? "QEMU runs the domain kata-run-$ID"
+C=("$CTL" -s "$sock" -t 90)
+
+out=$(timeout 100 "${C[@]}" details 2>&1)
+echo "$out" | grep -q '"is_pid1": true'
+ok $? "agent is the guest's init"
+[ "$n" != "$pass" ] && { echo "# console:"; tail -30 "$STATE/console.log" | sed 's/^/#   /'; }
+
+out=$(timeout 60 "${C[@]}" run --overlay --rootfs /run/kata-run/shared/hello/rootfs "$W/share/hello" 2>&1)
+rc=$?
+[ $rc = 0 ] && echo "$out" | grep -q 'Hello from a kata-run container'
+ok $? "a container runs from the virtio-fs share (rc $rc)"
+[ -f "$STATE/console.log" ] && [ -n "$(leftovers "$ID" | grep qemu-system)" ] &&
+	[ -n "$(leftovers "$ID" | grep virtiofsd)" ]
+ok $? "console log file exists; QEMU and virtiofsd found while running"
+
+timeout 30 "${C[@]}" destroy --power-off >/dev/null
+ok $? "destroy --power-off"
+vm_gone
+ok $? "kr-vmctl sees the VM end and exits 0"
+vm_pid=
+[ -z "$(leftovers "$ID")" ]
+ok $? "no QEMU or virtiofsd left"
+[ ! -e "$STATE" ]
+ok $? "state dir (sockets, console log, libvirt root) removed"
+
+# SIGTERM: kr-vmctl destroys a running VM.
+ID2=${ID}b STATE=/run/kata-run/vm/$ID2
+vm_start "$ID2"
+ok $? "second VM starts"
+sleep 1
+kill -TERM "$vm_pid"
+vm_gone
+ok $? "SIGTERM: kr-vmctl destroys the VM and exits 0"
+vm_pid=
+[ -z "$(leftovers "$ID2")" ] && [ ! -e "$STATE" ]
+ok $? "after SIGTERM: no QEMU, no virtiofsd, no state dir"
+
+# SIGKILL: the owner dies without destroy; QEMU and virtiofsd outlive it,
+# the id stays taken, and --cleanup removes everything.
+ID5=${ID}e STATE=/run/kata-run/vm/$ID5
+vm_start "$ID5"
+ok $? "third VM starts"
+sleep 1
+kill -KILL "$vm_pid"
+wait "$vm_pid" 2>/dev/null
+vm_pid=
+out=$("$VMCTL" --id "$ID5" --kernel "$kernel" 2>&1)
+[ $? != 0 ] && echo "$out" | grep -q 'already exists'
+ok $? "after SIGKILL the id is still taken (error says so)"
+"$VMCTL" --cleanup --id "$ID5"
+ok $? "kr-vmctl --cleanup"
+[ -z "$(leftovers "$ID5")" ] && [ ! -e "$STATE" ]
+ok $? "after --cleanup: no QEMU, no virtiofsd, no state dir"
+"$VMCTL" --cleanup --id "$ID5"
+ok $? "--cleanup with nothing left is a no-op"
+
+# Bad input: a kernel that does not exist.
+ID3=${ID}c STATE=/run/kata-run/vm/$ID3
+out=$("$VMCTL" --id "$ID3" --kernel "$W/no-such-bzImage" --initrd "$initrd" --share "$W/share" 2>&1)
+rc=$?
+[ $rc != 0 ] && echo "$out" | grep -q "kernel $W/no-such-bzImage: No such file or directory"
+ok $? "missing kernel: error names it (rc $rc: $(echo "$out" | tail -1))"
+[ -z "$(leftovers "$ID3")" ] && [ ! -e "$STATE" ]
+ok $? "missing kernel: nothing left behind"
+out=$("$VMCTL" --id "../x" --kernel "$kernel" 2>&1)
+[ $? != 0 ] && echo "$out" | grep -q 'VM id "../x"'
+ok $? "bad VM id rejected"
+out=$("$VMCTL" --id "$ID3" --kernel "$kernel" --hypervisor kvm 2>&1)
+[ $? != 0 ] && echo "$out" | grep -q 'not built yet'
+ok $? "--hypervisor kvm: clear 'not built yet' error"
+# The same backend through libvirtd (qemu:///system), when it runs
+# (scripts/libvirt-setup.sh starts it): the domain shows in virsh list and
+# is gone after SIGTERM.
+ID4=${ID}d STATE=/run/kata-run/vm/$ID4
+if [ -S /run/libvirt/libvirt-sock ] && command -v virsh >/dev/null; then
+	"$VMCTL" --id "$ID4" --uri qemu:///system --kernel "$kernel" --initrd "$initrd" \
+		--share "$W/share" >"$W/$ID4.out" 2>"$W/$ID4.err" &
+	vm_pid=$!
+	for _ in $(seq 300); do grep -q '^ready$' "$W/$ID4.out" 2>/dev/null && break
+		kill -0 "$vm_pid" 2>/dev/null || break; sleep 0.1; done
+	out=$(timeout 100 "$CTL" -s "$STATE/agent.sock" -t 90 details 2>&1)
+	virsh -c qemu:///system list --name | grep -qx "kata-run-$ID4" && echo "$out" | grep -q '"is_pid1": true'
+	ok $? "qemu:///system: domain listed, agent answers"
+	kill -TERM "$vm_pid"
+	vm_gone
+	ok $? "qemu:///system: SIGTERM destroys the VM"
+	vm_pid=
+	! virsh -c qemu:///system list --all --name | grep -qx "kata-run-$ID4" &&
+		[ -z "$(leftovers "$ID4")" ] && [ ! -e "$STATE" ]
+	ok $? "qemu:///system: no domain, no QEMU, no virtiofsd, no state dir left"
+else
+	n=$((n + 1)) skip=$((skip + 1))
+	echo "ok $n - qemu:///system # SKIP libvirtd not running (scripts/libvirt-setup.sh starts it)"
+fi
+[ "$fail" != 0 ] && { for f in "$W"/*.err; do echo "# $f:"; sed 's/^/#   /' "$f"; done; }
+finish
