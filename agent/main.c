@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <glob.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,23 +160,36 @@ static int find_serial_port(const char *name, char *dev, size_t size,
 	return rc;
 }
 
-/* The port is one long-lived connection; when the host side closes it we
- * reopen and wait for the next one. */
+/* The port is opened once and never closed: closing a virtio-serial port
+ * discards its unread input, so a request that arrives while we are between
+ * two host connections would be lost.  Each host connection is served on a
+ * dup of the port; when the host hangs up, reads return 0 and we poll
+ * (POLLHUP until it reconnects) before serving again. */
 static int serve_serial(struct ttrpc_server *srv, const char *name,
 			struct kr_err *err)
 {
 	char dev[256];
+	int port;
 
 	if (find_serial_port(name, dev, sizeof(dev), err) < 0)
 		return -1;
+	port = open(dev, O_RDWR | O_CLOEXEC);
+	if (port < 0)
+		return kr_err_sys(err, "open %s", dev);
 	kr_info("serving on virtio-serial port %s (%s)", name, dev);
 	for (;;) {
-		int fd = open(dev, O_RDWR | O_CLOEXEC);
+		struct pollfd pfd = { .fd = port, .events = POLLIN };
+		int conn;
 
-		if (fd < 0)
-			return kr_err_sys(err, "open %s", dev);
-		ttrpc_server_serve_conn(srv, fd);
-		usleep(50 * 1000);
+		/* Host not connected: POLLHUP without POLLIN; wait a little. */
+		if (poll(&pfd, 1, 1000) >= 0 && !(pfd.revents & POLLIN)) {
+			usleep(20 * 1000);
+			continue;
+		}
+		conn = fcntl(port, F_DUPFD_CLOEXEC, 0);
+		if (conn < 0)
+			return kr_err_sys(err, "dup %s", dev);
+		ttrpc_server_serve_conn(srv, conn);
 	}
 }
 

@@ -39,6 +39,11 @@ STATE=/run/kata-run/vm/$ID
 vm_pid=
 cleanup() {
 	[ -n "$vm_pid" ] && kill "$vm_pid" 2>/dev/null && wait "$vm_pid" 2>/dev/null
+	# With qemu:///embed QEMU is not our child: a failed step could leave a
+	# VM running; remove every VM this test may have made.
+	for id in "$ID" "${ID}b" "${ID}c" "${ID}d" "${ID}e" "${ID}f"; do
+		"$VMCTL" --cleanup --id "$id" >/dev/null 2>&1
+	done
 	rm -rf "$W"
 }
 trap cleanup EXIT
