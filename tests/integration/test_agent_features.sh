@@ -57,24 +57,8 @@ expect_stderr_has() {
 # rootfs files are hard links to one template ($ROOTFS): containers may
 # create files, never write into existing ones.  Not --overlay, so the
 # host sees what a container writes under BUNDLE/rootfs.
-bundle() {
-	local b=$DIFF_TMP/bundles/$1
-	shift
-	rm -rf "$b"
-	make_bundle "$b" --rootfs-from "$ROOTFS" "$@" >&2 || return 1
-	echo "$b"
-}
+bundle() { template_bundle "$DIFF_TMP/bundles/$1" "${@:2}"; }
 
-# wait_file PATH [SEC]: bounded wait for a container to create PATH.
-wait_file() {
-	local i
-	for ((i = 0; i < ${2:-10} * 20; i++)); do
-		[[ -e $1 ]] && return 0
-		sleep 0.05
-	done
-	echo "# $1 never appeared"
-	return 1
-}
 
 # until_true SEC CMD...: poll CMD every 50 ms, bounded.
 until_true() {
@@ -154,7 +138,6 @@ gone() {
 # TAP with known bugs: a case calls `todo REASON` before the checks that
 # fail for a known, reported agent bug; if the case then fails it is
 # reported "not ok N - NAME # TODO REASON" (and still counted as failed).
-todo() { echo "$*" >"$DIFF_TMP/todo.reason"; }
 
 run_case() {
 	local fn=$1 rc name
@@ -744,18 +727,10 @@ CASES=(
 # ---- main ------------------------------------------------------------------------
 
 # Arguments, if any, name the cases to run (with or without "case_").
-if (($#)); then
-	CASES=()
-	for c in "$@"; do
-		c=case_${c#case_}
-		declare -F "$c" >/dev/null || { echo "$0: no case $c" >&2; exit 2; }
-		CASES+=("$c")
-	done
-fi
+select_cases "$@"
 
 diff_init
-ROOTFS=$DIFF_TMP/rootfs
-make_rootfs "$ROOTFS"
+test_fixtures
 
 # shellcheck disable=SC2119 # no extra agent arguments
 if ! start_agent; then

@@ -30,13 +30,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # bundle NAME [make_bundle options] -- ARGS: prints the bundle dir, shared
 # by both runners.  The rootfs files are hard links to one template: a
 # container may create files, never write into existing ones.
-bundle() {
-	local b=$DIFF_TMP/bundles/$1
-	shift
-	rm -rf "$b"
-	make_bundle "$b" --rootfs-from "$ROOTFS" "$@" >&2 || return 1
-	echo "$b"
-}
+bundle() { template_bundle "$DIFF_TMP/bundles/$1" "${@:2}"; }
 
 # edit BUNDLE PYTHON: run PYTHON on the bundle's config.json, loaded as `c`
 # (for the spec fields make_bundle has no option for).
@@ -86,7 +80,6 @@ diff_case() {
 # TAP with known bugs: a case calls `todo REASON` before the checks that
 # fail for a known, reported agent bug; if the case then fails it is
 # reported "not ok N - NAME # TODO REASON" (and still counted as failed).
-todo() { echo "$*" >"$DIFF_TMP/todo.reason"; }
 
 run_case() {
 	local fn=$1 rc name
@@ -435,31 +428,13 @@ CASES=(
 
 # ---- main ------------------------------------------------------------------
 
-if (($#)); then
-	CASES=()
-	for c in "$@"; do
-		c=case_${c#case_}
-		declare -F "$c" >/dev/null || { echo "$0: no case $c" >&2; exit 2; }
-		CASES+=("$c")
-	done
-fi
+select_cases "$@"
 
 diff_init
 # A user namespace's root (host uid 100000) must be able to traverse to the
 # bundles (runc bind-mounts the rootfs from inside it).
 chmod 0711 "$DIFF_TMP"
-ROOTFS=$DIFF_TMP/rootfs
-make_rootfs "$ROOTFS"
-SECCOMP_NO_MKDIR=$DIFF_TMP/seccomp-no-mkdir.json
-cat >"$SECCOMP_NO_MKDIR" <<'EOF'
-{
- "defaultAction": "SCMP_ACT_ALLOW",
- "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
- "syscalls": [
-  {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
- ]
-}
-EOF
+test_fixtures
 
 # shellcheck disable=SC2119 # no extra agent arguments
 if ! start_agent; then

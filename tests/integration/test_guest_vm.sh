@@ -14,14 +14,7 @@ cd "$(dirname "$0")/../.."
 BUILD=${KR_BUILD:-build}
 [ "$BUILD" = build-asan ] && BUILD=build	# the guest needs the static agent
 CTL=$BUILD/kr-agent-ctl
-n=0 pass=0 fail=0 skip=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi; }
-finish() {
-	echo "1..$n"
-	echo "$pass passed, $fail failed, $skip skipped"
-	[ "$fail" = 0 ]
-	exit
-}
+. tests/lib/tap.sh
 
 for tool in qemu-system-x86_64 /usr/lib/qemu/virtiofsd; do
 	if ! command -v "$tool" >/dev/null; then

@@ -8,8 +8,7 @@ BUILD=${KR_BUILD:-build}
 # The sanitized agent is dynamic and cannot be an initramfs init.
 [ "$BUILD" = build-asan ] && BUILD=build
 agent=$BUILD/kata-agent
-n=0 pass=0 fail=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi; }
+. tests/lib/tap.sh
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -45,6 +44,4 @@ out=$(rootfs-builder/build.sh /bin/ls "$work/d.cpio.gz" 2>&1)
 [ $? != 0 ] && echo "$out" | grep -q 'not statically linked'
 ok $? "a dynamic binary is refused"
 
-echo "1..$n"
-echo "$pass passed, $fail failed, 0 skipped"
-[ "$fail" = 0 ]
+finish

@@ -12,14 +12,7 @@ BUILD=${KR_BUILD:-build}
 VMCTL=$BUILD/kr-vmctl	# the sanitized one under KR_BUILD=build-asan
 [ "$BUILD" = build-asan ] && BUILD=build	# the guest needs the static agent
 CTL=$BUILD/kr-agent-ctl
-n=0 pass=0 fail=0 skip=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi; }
-finish() {
-	echo "1..$n"
-	echo "$pass passed, $fail failed, $skip skipped"
-	[ "$fail" = 0 ]
-	exit
-}
+. tests/lib/tap.sh
 skip_all() { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n - libvirt backend # SKIP $1"; finish; }
 
 [ "$(id -u)" = 0 ] || skip_all "needs root"

@@ -22,23 +22,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # bundle NAME RUNNER [make_bundle options] -- ARGS: prints the bundle dir.
 # Rootfs files are hard links to one template: cases must create files,
 # never write into existing ones.
-bundle() {
-	local b=$DIFF_TMP/bundles/$2-$1
-	shift 2
-	make_bundle "$b" --rootfs-from "$ROOTFS" "$@" >&2 || return 1
-	echo "$b"
-}
+bundle() { template_bundle "$DIFF_TMP/bundles/$2-$1" "${@:3}"; }
 
-# wait_file PATH [SEC]: bounded wait for the container to create PATH.
-wait_file() {
-	local i
-	for ((i = 0; i < ${2:-10} * 20; i++)); do
-		[[ -e $1 ]] && return 0
-		sleep 0.05
-	done
-	echo "# $1 never appeared"
-	return 1
-}
 
 out() { echo "$DIFF_TMP/out.$1"; }
 
@@ -269,18 +254,7 @@ CASES=(
 # ---- main ------------------------------------------------------------------
 
 diff_init
-ROOTFS=$DIFF_TMP/rootfs
-make_rootfs "$ROOTFS"
-SECCOMP_NO_MKDIR=$DIFF_TMP/seccomp-no-mkdir.json
-cat >"$SECCOMP_NO_MKDIR" <<'EOF'
-{
- "defaultAction": "SCMP_ACT_ALLOW",
- "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
- "syscalls": [
-  {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
- ]
-}
-EOF
+test_fixtures
 
 runners=("$@")
 ((${#runners[@]})) || runners=(runc)

@@ -436,3 +436,62 @@ expect_stdout() {   # WANT OUT  (WANT may have several lines)
 	_diag <"$2/stderr"
 	return 1
 }
+
+# ---- shared by the test scripts -------------------------------------------
+
+# test_fixtures: the template rootfs ($ROOTFS) that template_bundle links
+# from, and a seccomp profile making mkdir fail with EPERM
+# ($SECCOMP_NO_MKDIR).  Call after diff_init.
+test_fixtures() {
+	ROOTFS=$DIFF_TMP/rootfs
+	make_rootfs "$ROOTFS"
+	SECCOMP_NO_MKDIR=$DIFF_TMP/seccomp-no-mkdir.json
+	cat >"$SECCOMP_NO_MKDIR" <<'JSON'
+{
+ "defaultAction": "SCMP_ACT_ALLOW",
+ "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+ "syscalls": [
+  {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+ ]
+}
+JSON
+}
+
+# template_bundle DIR [make_bundle options] -- ARGS: a fresh bundle at DIR
+# whose rootfs files are hard links to $ROOTFS: containers may create
+# files, never write into existing ones.  Prints DIR.
+template_bundle() {
+	local b=$1
+	shift
+	rm -rf "$b"
+	make_bundle "$b" --rootfs-from "$ROOTFS" "$@" >&2 || return 1
+	echo "$b"
+}
+
+# wait_file PATH [SEC]: bounded wait for a container to create PATH.
+wait_file() {
+	local i
+	for ((i = 0; i < ${2:-10} * 20; i++)); do
+		[[ -e $1 ]] && return 0
+		sleep 0.05
+	done
+	echo "# $1 never appeared"
+	return 1
+}
+
+# select_cases [NAME...]: keep only the named cases in CASES (with or
+# without the "case_" prefix); no names keeps them all.
+select_cases() {
+	(($#)) || return 0
+	CASES=()
+	local c
+	for c in "$@"; do
+		c=case_${c#case_}
+		declare -F "$c" >/dev/null || { echo "$0: no case $c" >&2; exit 2; }
+		CASES+=("$c")
+	done
+}
+
+# todo REASON: a case calls it before checks that fail for a known,
+# reported bug; run_case then reports "not ok ... # TODO REASON".
+todo() { echo "$*" >"$DIFF_TMP/todo.reason"; }
