@@ -82,6 +82,7 @@ struct agent {
 	char sandbox_id[AGENT_ID_MAX + 1];
 	bool is_pid1;
 	bool shutting_down;
+	uint64_t init_started_ms;	/* guest CLOCK_BOOTTIME when /init first ran (0: not init) */
 };
 
 extern struct agent *agent_global;

@@ -219,6 +219,14 @@ static int serve(struct ttrpc_server *srv, const char *listen_addr,
 	return ttrpc_server_serve_listener(srv, fd, err);
 }
 
+static uint64_t boottime_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static struct agent agent_state = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -230,6 +238,8 @@ static int agent_init(struct agent *a, const struct options *o,
 
 	a->cfg = o->cfg;
 	a->is_pid1 = getpid() == 1;
+	if (a->is_pid1 && getenv("KATA_AGENT_INIT_MS"))
+		a->init_started_ms = strtoull(getenv("KATA_AGENT_INIT_MS"), NULL, 10);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->exited, &ca);
@@ -259,6 +269,14 @@ int main(int argc, char **argv)
 	o.listen = listen_default;
 	reaper_block_signals();
 	if (getpid() == 1) {
+		/* The moment the kernel ran /init, kept across the re-exec of
+		 * pid1_switch_root (GetGuestDetails reports it for timings). */
+		if (!getenv("KATA_AGENT_INIT_MS")) {
+			char ms[32];
+
+			snprintf(ms, sizeof(ms), "%llu", (unsigned long long)boottime_now_ms());
+			setenv("KATA_AGENT_INIT_MS", ms, 1);
+		}
 		if (pid1_switch_root(argv, &err) < 0 || pid1_setup(&err) < 0) {
 			fprintf(stderr, "kata-agent: %s\n", err.msg);
 			pid1_power_off();

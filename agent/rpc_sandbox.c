@@ -65,6 +65,14 @@ static int destroy_sandbox(struct agent *a, const void *in, void *out,
 }
 RPC_DEFINE(DestroySandbox, DestroySandboxRequest, Empty, destroy_sandbox)
 
+static uint64_t boottime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static int guest_details(struct agent *a, const void *in, void *out,
 			 struct kr_err *err)
 {
@@ -80,6 +88,8 @@ static int guest_details(struct agent *a, const void *in, void *out,
 		resp->mem_total_bytes = (uint64_t)si.totalram * si.mem_unit;
 	resp->online_cpus = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
 	resp->is_pid1 = a->is_pid1;
+	resp->uptime_ms = boottime_ms();
+	resp->init_started_ms = a->init_started_ms;
 	if (agent_cgroups(a, &cgm, NULL) == 0)
 		resp->cgroup_version = cgroup_manager_is_v2(cgm) ? 2 : 1;
 	pthread_mutex_lock(&a->lock);
