@@ -13,7 +13,7 @@ endif
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GEN := $(BUILD)/gen
 
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Iagent -I$(GEN) -DKR_VERSION=\"$(VERSION)\"
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Iagent -Ishim/core -I$(GEN) -DKR_VERSION=\"$(VERSION)\"
 # Debian's libprotobuf-nanopb.a is built with PB_ENABLE_MALLOC; headers must match.
 CPPFLAGS += -DPB_ENABLE_MALLOC=1
 CFLAGS ?= -O2 -g
@@ -63,6 +63,15 @@ LIBHV := $(BUILD)/libkr-hv.a
 HV_LIBS := -lvirt
 BINS += $(BUILD)/kr-vmctl
 
+# shim/: the runtime core (libkr-runtime.a) under the kata-run CLI (and,
+# later, the containerd shim).
+RUNTIME_SRCS := $(wildcard shim/core/*.c)
+RUNTIME_OBJS := $(RUNTIME_SRCS:%.c=$(BUILD)/%.o)
+LIBRUNTIME := $(BUILD)/libkr-runtime.a
+CLI_SRCS := $(wildcard shim/cli/*.c)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+BINS += $(BUILD)/kata-run
+
 .PHONY: all test unit fuzz bench clean install initramfs guest-kernel
 all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(TOOL_BINS)
 
@@ -97,6 +106,13 @@ $(BUILD)/kr-vmctl: $(BUILD)/hypervisor/vmctl.o $(LIBHV) $(LIBKR)
 $(BUILD)/tests/test_hypervisor: $(BUILD)/tests/unit/test_hypervisor.o $(LIBHV) $(LIBKR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS)
 
+$(LIBRUNTIME): $(RUNTIME_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/kata-run: $(CLI_OBJS) $(LIBRUNTIME) $(LIBHV) $(LIBCLIENT) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS) $(HOST_LIBS)
+$(BUILD)/tests/test_config: $(BUILD)/tests/unit/test_config.o $(LIBRUNTIME) $(LIBHV) $(LIBCLIENT) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS) $(HOST_LIBS)
+
 $(BUILD)/kata-agent: $(BUILD)/agent/main.o $(LIBAGENT) $(LIBKR)
 	$(CC) $(LDFLAGS) $(AGENT_STATIC) -o $@ $^ $(AGENT_LIBS)
 
@@ -116,8 +132,11 @@ $(BUILD)/tests/%: tests/tools/%.c
 
 # Guest kernel: built and cached outside the tree, keyed by a hash of its
 # inputs (guest-kernel-config/README.md).  Tests ask build.sh for the path.
+# $(BUILD)/bzImage links to the cached kernel: kata-run run from the build
+# tree finds it next to itself (shim/core/config.h).
 guest-kernel:
-	guest-kernel-config/build.sh
+	@mkdir -p $(BUILD)
+	ln -sfn "$$(guest-kernel-config/build.sh --print-path)" $(BUILD)/bzImage
 
 # The guest initramfs: the static agent as /init (rootfs-builder/).
 initramfs: $(BUILD)/kata-initramfs.cpio.gz

@@ -11,10 +11,14 @@
  *
  * The domain is transient (virDomainCreateXML): destroying it, or the guest
  * powering off (on_poweroff/on_reboot/on_crash = destroy), removes it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,11 +175,174 @@ static int lv_embed_conf(struct lv_vm *vm, struct kr_err *err)
 	return r < 0 ? kr_err_sys(err, "write %s", path) : 0;
 }
 
+/* Reaping QEMU and virtiofsd.  libvirt daemonizes them (double fork), so
+ * they are orphans, reaped by init; libvirt then polls kill(pid, 0) every
+ * 200 ms until they are gone, and a zombie still answers.  An init that
+ * reaps late (seen: about 2 s on these machines) makes every VM stop that
+ * slow.  So with the embedded driver this process is a child subreaper:
+ * the orphans become our children, and this thread reaps exactly them
+ * (libvirt reaps its other children itself, by pid). */
+#define LV_MAX_ADOPTED 64
+static pthread_mutex_t adopt_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t adopted[LV_MAX_ADOPTED];
+
+static bool take_adopted(pid_t pid)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&adopt_lock);
+	for (unsigned i = 0; i < LV_MAX_ADOPTED; i++)
+		if (adopted[i] == pid) {
+			adopted[i] = 0;
+			found = true;
+		}
+	pthread_mutex_unlock(&adopt_lock);
+	return found;
+}
+
+static void *lv_reaper(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		siginfo_t si = { 0 };
+
+		/* WNOWAIT: look without reaping; a child that is not ours
+		 * to reap stays for libvirt's own waitpid. */
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT) < 0 || si.si_pid <= 0) {
+			usleep(50 * 1000);
+			continue;
+		}
+		if (take_adopted(si.si_pid))
+			waitpid(si.si_pid, NULL, 0);
+		else
+			usleep(10 * 1000);
+	}
+	return NULL;
+}
+
+static pid_t parent_of(pid_t pid)
+{
+	char path[64];
+	kr_cleanup_free char *status = NULL;
+	const char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (kr_read_file(path, 1 << 16, &status, NULL, NULL) < 0 || !(p = strstr(status, "\nPPid:")))
+		return 0;
+	return (pid_t)atoi(p + 6);
+}
+
+/* After a start: adopt the VM's helpers that became our children. */
+static void lv_adopt_helpers(struct lv_vm *vm)
+{
+	char dir[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (kr_snprintf(dir, sizeof(dir), "%s/lv/run/qemu", vm->state_dir) < 0 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX];
+		kr_cleanup_free char *text = NULL;
+		size_t n = strlen(e->d_name);
+		int pid;
+
+		if (n < 5 || strcmp(e->d_name + n - 4, ".pid") != 0 || strcmp(e->d_name, "driver.pid") == 0 ||
+		    kr_snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < 0 ||
+		    kr_read_file(path, 64, &text, NULL, NULL) < 0 || sscanf(text, "%d", &pid) != 1 ||
+		    pid <= 1 || parent_of(pid) != getpid())
+			continue;
+		pthread_mutex_lock(&adopt_lock);
+		for (unsigned i = 0; i < LV_MAX_ADOPTED; i++)
+			if (!adopted[i]) {
+				adopted[i] = pid;
+				break;
+			}
+		pthread_mutex_unlock(&adopt_lock);
+	}
+	closedir(d);
+}
+
+static pthread_once_t reaper_once = PTHREAD_ONCE_INIT;
+
+static void lv_start_reaper(void)
+{
+	pthread_t t;
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		kr_debug("libvirt: PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+		return;
+	}
+	if (pthread_create(&t, NULL, lv_reaper, NULL) == 0)
+		pthread_detach(t);
+}
+
+/* The embedded driver probes QEMU's capabilities (seconds under load) into
+ * <root>/cache/qemu/capabilities, and each VM has a fresh root.  Keep the
+ * probe results across VMs: seed the root from a persistent cache and save
+ * new results back.  libvirt re-probes by itself when a cached file no
+ * longer matches the QEMU binary or libvirt version. */
+static void caps_cache_dir(char *buf, size_t size)
+{
+	const char *root = getenv("KATA_RUN_CACHE");
+
+	snprintf(buf, size, "%s/libvirt-caps", root && root[0] == '/' ? root : "/var/cache/kata-run");
+}
+
+/* Copy regular *.xml files from src to dst that dst lacks (temp + rename:
+ * concurrent VMs may save the same file). */
+static void copy_missing_xml(const char *src, const char *dst)
+{
+	DIR *d = opendir(src);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char from[PATH_MAX], to[PATH_MAX], tmp[PATH_MAX];
+		size_t n = strlen(e->d_name);
+		kr_cleanup_free char *data = NULL;
+		size_t len;
+		int fd;
+
+		if (n < 5 || strcmp(e->d_name + n - 4, ".xml") != 0 ||
+		    kr_snprintf(from, sizeof(from), "%s/%s", src, e->d_name) < 0 ||
+		    kr_snprintf(to, sizeof(to), "%s/%s", dst, e->d_name) < 0 ||
+		    kr_snprintf(tmp, sizeof(tmp), "%s/.%s.%d", dst, e->d_name, (int)getpid()) < 0 ||
+		    access(to, F_OK) == 0 || kr_read_file(from, 16 << 20, &data, &len, NULL) < 0)
+			continue;
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			continue;
+		if (kr_write_full(fd, data, len) < 0 || close(fd) < 0 || rename(tmp, to) < 0)
+			unlink(tmp);
+	}
+	closedir(d);
+}
+
+static void lv_caps_cache(struct lv_vm *vm, bool save)
+{
+	char persistent[PATH_MAX], mine[PATH_MAX];
+
+	caps_cache_dir(persistent, sizeof(persistent));
+	if (kr_snprintf(mine, sizeof(mine), "%s/lv/cache/qemu/capabilities", vm->state_dir) < 0 ||
+	    kr_mkdir_p(save ? persistent : mine, 0700, NULL) < 0)
+		return;
+	if (save)
+		copy_missing_xml(mine, persistent);
+	else
+		copy_missing_xml(persistent, mine);
+}
+
 static int lv_connect(struct lv_vm *vm, struct kr_err *err)
 {
 	pthread_once(&lv_once, lv_init);
 	if (vm->embed && !vm->uri_given && lv_embed_conf(vm, err) < 0)
 		return kr_err_wrap(err, "libvirt: embedded driver config");
+	if (vm->embed && !vm->uri_given) {
+		lv_caps_cache(vm, false);
+		pthread_once(&reaper_once, lv_start_reaper);
+	}
 	if (!lv_loop_ok)
 		return lv_err(err, "libvirt: initialize", NULL);
 	vm->conn = virConnectOpen(vm->uri);
@@ -215,6 +382,10 @@ static int lv_start(struct hv_vm *v, struct kr_err *err)
 	free(xml);
 	if (!vm->dom)
 		return lv_err(err, "libvirt: start VM ", vm->id);
+	if (vm->embed && !vm->uri_given) {
+		lv_caps_cache(vm, true);
+		lv_adopt_helpers(vm);
+	}
 	return 0;
 }
 
@@ -254,12 +425,42 @@ static int lv_wait(struct hv_vm *v, unsigned timeout_ms, struct kr_err *err)
 	}
 }
 
+/* virDomainDestroy sends QEMU SIGTERM and polls every 200 ms; QEMU then
+ * stops its devices and vhost-user backends in order, which takes over a
+ * second under TCG.  The guest is thrown away and the share is write-through
+ * (cache=none): nothing is lost by SIGKILL first.  The pid comes from the
+ * embedded driver's pid file and is checked to be this domain's QEMU. */
+static void lv_kill_qemu(struct lv_vm *vm)
+{
+	char path[PATH_MAX], guest[HV_ID_MAX + 32];
+	kr_cleanup_free char *text = NULL, *cmdline = NULL;
+	size_t len;
+	int pid;
+
+	if (!vm->embed || vm->uri_given ||
+	    kr_snprintf(path, sizeof(path), "%s/lv/run/qemu/%s.pid", vm->state_dir, vm->name) < 0 ||
+	    kr_read_file(path, 64, &text, NULL, NULL) < 0 || sscanf(text, "%d", &pid) != 1 || pid <= 1)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	if (kr_read_file(path, 1 << 16, &cmdline, &len, NULL) < 0)
+		return;
+	snprintf(guest, sizeof(guest), "guest=%s,", vm->name);
+	for (size_t i = 0; i < len; i += strlen(cmdline + i) + 1)
+		if (strncmp(cmdline + i, guest, strlen(guest)) == 0) {
+			kill(pid, SIGKILL);
+			return;
+		}
+}
+
 static int lv_destroy(struct hv_vm *v, struct kr_err *err)
 {
 	struct lv_vm *vm = (struct lv_vm *)v;
 	int rc = 0;
 
 	if (vm->dom) {
+		if (lv_ended(vm, NULL) != 1)
+			lv_kill_qemu(vm);
+		kr_debug("libvirt: %s killed", vm->name);
 		if (lv_ended(vm, NULL) != 1 && virDomainDestroy(vm->dom) < 0 &&
 		    virGetLastErrorCode() != VIR_ERR_NO_DOMAIN && virGetLastErrorCode() != VIR_ERR_OPERATION_INVALID)
 			rc = lv_err(err, "libvirt: destroy VM ", vm->id);
@@ -268,9 +469,11 @@ static int lv_destroy(struct hv_vm *v, struct kr_err *err)
 	}
 	if (rc < 0)
 		return rc;
+	kr_debug("libvirt: %s destroyed", vm->name);
 	if (vm->conn) {
 		virConnectClose(vm->conn);
 		vm->conn = NULL;
+		kr_debug("libvirt: %s connection closed", vm->name);
 	}
 	if (vm->made_state_dir) {
 		struct kr_err e2;

@@ -136,6 +136,11 @@ char *hv_libvirt_xml(const struct hv_domain_desc *d, struct kr_err *err)
 			   "      <binary path='%s'>\n        <cache mode='none'/>\n      </binary>\n"
 			   "      <source dir='%s'/>\n      <target dir='%s'/>\n"
 			   "    </filesystem>\n", e_vfsd, e_share, HV_SHARE_TAG);
+	/* Entropy: without it the guest's first getrandom() (json-c's hash
+	 * seed in the agent) blocks until the crng is ready, seconds into
+	 * a TCG boot. */
+	fputs("    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n"
+	      "    </rng>\n", f);
 	fputs("    <memballoon model='none'/>\n", f);
 	fputs("  </devices>\n</domain>\n", f);
 	if (fclose(f) != 0) {

@@ -193,6 +193,7 @@ static void test_xml_elements(void)
 	CHECK_CONTAINS(x, "<target dir='kataShared'/>");
 	CHECK_CONTAINS(x, "<serial type='file'>\n      <source path='/run/x/console.log'/>");
 	CHECK_CONTAINS(x, "<memballoon model='none'/>");
+	CHECK_CONTAINS(x, "<rng model='virtio'>");
 	CHECK_CONTAINS(x, "<controller type='usb' model='none'/>");
 	CHECK_CONTAINS(x, "<cpu mode='maximum'/>");
 	CHECK(strstr(x, "<interface") == NULL);
