@@ -160,6 +160,14 @@ fuzz: $(GEN_HDRS)
 	    $(AGENT_LIBS) -pthread || exit 1; \
 	done
 
+# make install [PREFIX=/usr/local]: kata-run in PREFIX/bin, the guest kernel
+# and initramfs in PREFIX/share/kata-run (where kata-run looks for them).
+PREFIX ?= /usr/local
+install: $(BUILD)/kata-run $(BUILD)/kata-initramfs.cpio.gz
+	install -D -m 0755 $(BUILD)/kata-run $(DESTDIR)$(PREFIX)/bin/kata-run
+	install -D -m 0644 $(BUILD)/kata-initramfs.cpio.gz $(DESTDIR)$(PREFIX)/share/kata-run/kata-initramfs.cpio.gz
+	install -D -m 0644 "$$(guest-kernel-config/build.sh --print-path)" $(DESTDIR)$(PREFIX)/share/kata-run/bzImage
+
 clean:
 	rm -rf build build-asan
 

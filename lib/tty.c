@@ -30,8 +30,7 @@ bool kr_tty_raw(int fd)
 		registered = true;
 	}
 	t = saved;
-	cfmakeraw(&t);
-	t.c_oflag |= OPOST;
+	cfmakeraw(&t);	/* the container's TTY does the output processing */
 	return tcsetattr(fd, TCSANOW, &t) == 0;
 }
 

@@ -19,6 +19,7 @@
 
 #include "kr/agent_client.h"
 #include "kr/log.h"
+#include "kr/tty.h"
 #include "kr/util.h"
 
 #define EXIT_CTL_ERROR 125
@@ -50,29 +51,6 @@ static int usage_error(const char *fmt, ...)
 
 /* ---- terminal and signals ------------------------------------------------ */
 
-static struct termios saved_tio;
-static bool tio_saved;
-
-static void restore_tty(void)
-{
-	if (tio_saved)
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
-}
-
-static void raw_tty(void)
-{
-	struct termios t;
-
-	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
-		return;
-	tio_saved = true;
-	atexit(restore_tty);
-	t = saved_tio;
-	cfmakeraw(&t);
-	t.c_oflag |= OPOST;	/* keep \n -> \r\n on our side */
-	tcsetattr(STDIN_FILENO, TCSANOW, &t);
-}
-
 struct fwd {
 	struct agent_client *c;
 	const char *id, *exec_id;
@@ -93,10 +71,10 @@ static void *signal_main(void *arg)
 		if (sigwait(&f->set, &sig) != 0)
 			continue;
 		if (sig == SIGWINCH) {
-			struct winsize ws;
+			unsigned rows, cols;
 
-			if (f->tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
-				agent_resize(f->c, f->id, f->exec_id, ws.ws_row, ws.ws_col, &err);
+			if (f->tty && kr_tty_size(STDIN_FILENO, &rows, &cols))
+				agent_resize(f->c, f->id, f->exec_id, rows, cols, &err);
 			continue;
 		}
 		if (agent_signal(f->c, f->id, f->exec_id, sig, false, &err) < 0)
@@ -145,11 +123,11 @@ static int attach_and_wait(struct ctl *ctl, const char *id, const char *exec_id,
 
 	f = (struct fwd){ .c = ctl->c, .id = id, .exec_id = exec_id, .tty = tty };
 	if (tty) {
-		struct winsize ws;
+		unsigned rows, cols;
 
-		if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
-			agent_resize(ctl->c, id, exec_id, ws.ws_row, ws.ws_col, NULL);
-		raw_tty();
+		if (kr_tty_size(STDIN_FILENO, &rows, &cols))
+			agent_resize(ctl->c, id, exec_id, rows, cols, NULL);
+		kr_tty_raw(STDIN_FILENO);
 	}
 	s = agent_stdio_start(ctl->c, id, exec_id, STDIN_FILENO, STDOUT_FILENO,
 			      STDERR_FILENO, tty, err);
@@ -165,7 +143,7 @@ static int attach_and_wait(struct ctl *ctl, const char *id, const char *exec_id,
 		return -1;
 	}
 	agent_stdio_finish(s, 10000);
-	restore_tty();
+	kr_tty_restore();
 	return status;
 }
 
@@ -670,7 +648,7 @@ int main(int argc, char **argv)
 	if (!ctl.c)
 		return fail(&err);
 	rc = dispatch(&ctl, argc - optind, argv + optind);
-	restore_tty();
+	kr_tty_restore();
 	/* Pump threads may still sit in a call: exit without tearing down. */
 	fflush(stdout);
 	_exit(rc);

@@ -6,8 +6,8 @@
 
 #include <stdbool.h>
 
-/* Put fd's terminal in raw mode (output post-processing kept, so our own
- * "\n" still returns the carriage).  Remembers the old settings and
+/* Put fd's terminal in raw mode, output processing included (the
+ * container's TTY already turned "\n" into "\r\n").  Remembers the old settings and
  * restores them at exit too.  false if fd is not a terminal. */
 bool kr_tty_raw(int fd);
 /* Restore what kr_tty_raw changed (idempotent; async-signal-safe). */

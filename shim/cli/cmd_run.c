@@ -148,7 +148,7 @@ static int boot_and_create(struct run *r, struct kr_err *err)
 	if (kr_sandbox_start(r->sb, &r->cancel, err) < 0)
 		return -1;
 	if (agent_create_container(r->sb->agent, r->id, spec, len, guest_rootfs, false, &pid, err) < 0)
-		return kr_err_wrap(err, "create container");
+		return -1;	/* the agent names the container and the step */
 	kr_debug("container %s created, pid %u in the guest", r->id, pid);
 	return 0;
 }
@@ -170,7 +170,7 @@ static int attach_start_wait(struct run *r, struct kr_err *err)
 	if (agent_container_op(agent, "StartContainer", r->id, err) < 0) {
 		set_started(r, false);
 		agent_stdio_finish(io, 0);
-		return kr_err_wrap(err, "start container");
+		return -1;	/* the agent names the container and the step */
 	}
 	if (agent_wait(agent, r->id, "", &status, NULL, err) < 0) {
 		set_started(r, false);
