@@ -1,0 +1,342 @@
+#!/bin/bash
+# Benchmark (not a test): what kata-run costs on top of the VM it needs.
+# Three things, timed from exec to exit, interleaved round-robin (the order
+# rotates each round: A B C, B C A, C A B, ...) so machine drift hits all
+# of them alike:
+#
+#   floor  (A) a bare qemu-system-x86_64 boot of the guest kernel with a
+#              tiny initramfs whose /init (bench/floor_init.c) powers the VM
+#              off at once: "VM created + kernel reaches init + VM gone",
+#              with the machine libvirt builds for kata-run (q35, TCG or
+#              KVM as kata-run would pick, cpu max, 512 MiB memfd-backed
+#              shared RAM as the domain's <memoryBacking>, 1 vCPU, and
+#              "console=ttyS0 panic=-1 quiet" from the base kernel command
+#              line of hypervisor/hypervisor.c, without the agent's keys).
+#              No virtio devices, no libvirt: those are kata-run's cost.
+#   kata   (B) build/kata-run run --id ID --timings BUNDLE with a busybox
+#              bundle running `true` (examples/hello/make-bundle.sh, args
+#              set to ["true"]) and a config file naming our kernel and
+#              initramfs.  Its `timings:` line on stderr gives the
+#              breakdown (cumulative marks, ms since kata-run started).
+#   runc   (C) runc run of the same bundle, a fresh id each time.
+#
+# Prints median and p90 of each, the ratios kata/floor (goal <= 1.25) and
+# kata/runc, the median of each kata-run mark and of the phase between
+# marks, the number of timed runs, and last `kata-run/floor=X.XX (goal <=
+# 1.25)`.  Exit status 0 whether or not the goal is met; non-zero only when
+# something failed to run (the failing command and its output are printed).
+#
+#   bench/kata_run_vs_qemu.sh                 BENCH_N rounds (default 10)
+#   BENCH_N=5 bench/kata_run_vs_qemu.sh
+#
+# Environment:
+#   BENCH_N        timed rounds (default 10)
+#   BENCH_WARMUP   untimed rounds first (default 1: page cache, libvirt)
+#   BENCH_ONLY     comma-separated subset of floor,kata,runc (default all
+#                  three), for debugging, e.g. BENCH_ONLY=floor,runc
+#   BENCH_TIMEOUT  seconds before one run counts as hung (default 300)
+#   KATA_RUN       the binary (default build/kata-run; the run uses a copy
+#                  made at the start, so a rebuild meanwhile does not matter)
+#   KR_ACCEL       tcg|kvm for the floor (default: as kata-run's libvirt
+#                  backend picks it, hv_detect_accel(): tcg when /dev/kvm
+#                  is missing or PVM, else kvm)
+#   RUNC           (default /usr/sbin/runc)
+#
+# Needs root (runc, kata-run, mknod for the floor initramfs), gcc with a
+# static libc, cpio, gzip, python3, busybox-static.  Skips (exit 0) when
+# qemu-system-x86_64 is not installed.  Cleans up its temp dir and runs
+# `kata-run cleanup ID...` for every id it used, on any exit.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+N=${BENCH_N:-10}
+WARMUP=${BENCH_WARMUP:-1}
+ONLY=${BENCH_ONLY:-floor,kata,runc}
+TMO=${BENCH_TIMEOUT:-300}
+KATA_RUN=${KATA_RUN:-$root/build/kata-run}
+RUNC=${RUNC:-/usr/sbin/runc}
+QEMU=${QEMU:-qemu-system-x86_64}
+me=kata_run_vs_qemu
+
+die() { echo "$me: $*" >&2; exit 1; }
+[[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_N=$N: expected a positive integer"
+[[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP=$WARMUP: expected an integer"
+[[ $(id -u) == 0 ]] || die "needs root (runc, kata-run and mknod for the floor initramfs)"
+
+runtimes=()
+for rt in floor kata runc; do
+	[[ ,$ONLY, == *,$rt,* ]] && runtimes+=("$rt")
+done
+for w in ${ONLY//,/ }; do
+	[[ $w == floor || $w == kata || $w == runc ]] ||
+		die "BENCH_ONLY: unknown '$w' (expected floor, kata, runc)"
+done
+((${#runtimes[@]})) || die "BENCH_ONLY=$ONLY selects nothing"
+want() { [[ " ${runtimes[*]} " == *" $1 "* ]]; }
+
+if (want floor || want kata) && ! command -v "$QEMU" >/dev/null; then
+	echo "$me: SKIP: $QEMU not installed (apt-get install qemu-system-x86)"
+	exit 0
+fi
+if want runc && [[ ! -x $RUNC ]]; then
+	die "$RUNC not found (apt-get install runc, or RUNC=PATH, or BENCH_ONLY without runc)"
+fi
+if want kata && [[ ! -x $KATA_RUN ]]; then
+	die "$KATA_RUN is not built yet (make), or run BENCH_ONLY=floor,runc"
+fi
+
+# ---- temp dir and clean-up ------------------------------------------------------
+T=$(mktemp -d /tmp/kr-bench-vm.XXXXXX)
+kata_ids=()
+child=
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	# A run cut short by a signal: end its process group (timeout(1) made
+	# one), then let kata-run remove whatever VM it left.
+	if [[ -n $child ]]; then
+		kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+	fi
+	if ((${#kata_ids[@]})); then
+		"$KATA_RUN" --config "$T/config.toml" cleanup "${kata_ids[@]}" \
+			>"$T/cleanup.out" 2>&1 ||
+			{ echo "$me: kata-run cleanup ${kata_ids[*]} failed:" >&2
+			  cat "$T/cleanup.out" >&2; ((rc)) || rc=1; }
+	fi
+	if want runc && [[ -d $T/runc-root ]]; then
+		local id
+		for id in $("$RUNC" --root "$T/runc-root" list -q 2>/dev/null); do
+			"$RUNC" --root "$T/runc-root" delete -f "$id" >/dev/null 2>&1 || true
+		done
+	fi
+	rm -rf "$T"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- inputs: kernel, initramfs, floor initramfs, bundle, config -------------------
+if want floor || want kata; then
+	kernel=$("$root/guest-kernel-config/build.sh" --print-path 2>"$T/kernel.log") || {
+		tail -20 "$T/kernel.log" >&2; die "guest kernel build failed"; }
+fi
+if want kata; then
+	# A copy: a rebuild of build/kata-run during the run cannot change
+	# (or briefly remove) the binary under test.
+	cp "$KATA_RUN" "$T/kata-run"
+	kata_src="$KATA_RUN (sha256 $(sha256sum "$T/kata-run" | cut -c1-16), run from a copy)"
+	KATA_RUN=$T/kata-run
+	make -s -C "$root" build/kata-initramfs.cpio.gz >"$T/make.log" 2>&1 || {
+		cat "$T/make.log" >&2; die "make build/kata-initramfs.cpio.gz failed"; }
+	initrd=$root/build/kata-initramfs.cpio.gz
+	printf 'kernel = "%s"\ninitrd = "%s"\n' "$kernel" "$initrd" >"$T/config.toml"
+fi
+
+if want floor; then
+	for tool in gcc cpio gzip; do
+		command -v "$tool" >/dev/null || die "$tool not found"
+	done
+	mkdir -p "$T/floor/dev"
+	gcc -static -O2 -o "$T/floor/init" "$here/floor_init.c" 2>"$T/gcc.log" || {
+		cat "$T/gcc.log" >&2; die "gcc -static bench/floor_init.c failed (apt-get install libc6-dev)"; }
+	strip --strip-all "$T/floor/init" 2>/dev/null || true
+	chmod 0755 "$T/floor/init"
+	mknod -m 600 "$T/floor/dev/console" c 5 1
+	find "$T/floor" -exec touch -h -d @0 {} +
+	(cd "$T/floor" && find . -mindepth 1 -print | LC_ALL=C sort |
+		cpio --quiet -o -H newc --reproducible -R 0:0) | gzip -9 -n >"$T/floor.cpio.gz"
+	floor_initrd=$T/floor.cpio.gz
+	# The machine of hypervisor/libvirt_xml.c, as libvirt turns it into a
+	# QEMU command line: q35, cpu mode maximum (or host-passthrough on
+	# KVM), memfd shared RAM, 1 vCPU, 512 MiB, ttyS0 to a file, ACPI
+	# power-off ends QEMU.  No virtio devices: they are kata-run's cost.
+	# Accel as hv_detect_accel() (hypervisor/hypervisor.c) picks it.
+	if [[ -z ${KR_ACCEL:-} ]]; then
+		KR_ACCEL=kvm
+		[[ -e /dev/kvm && ! -e /sys/module/kvm_pvm ]] || KR_ACCEL=tcg
+	fi
+	case $KR_ACCEL in
+	tcg) cpu=max ;;
+	kvm) cpu=host ;;
+	*) die "KR_ACCEL=$KR_ACCEL: expected tcg or kvm" ;;
+	esac
+	# shellcheck disable=SC2054 # commas inside QEMU option values
+	floor_cmd=("$QEMU" -machine "q35,accel=$KR_ACCEL,memory-backend=pc.ram" -cpu "$cpu"
+		-m 512 -object memory-backend-memfd,id=pc.ram,size=512M,share=on
+		-smp 1 -nodefaults -no-user-config -nographic
+		-serial "file:$T/floor-console.log"
+		-kernel "$kernel" -initrd "$floor_initrd"
+		-append 'console=ttyS0 panic=-1 quiet' -no-reboot)
+fi
+
+if want kata || want runc; then
+	"$root/examples/hello/make-bundle.sh" "$T/bundle" >/dev/null
+	python3 - "$T/bundle/config.json" <<-'PY'
+	import json, sys
+	p = sys.argv[1]
+	c = json.load(open(p))
+	c["process"]["args"] = ["true"]
+	json.dump(c, open(p, "w"), indent=2)
+	PY
+	BUNDLE=$T/bundle
+fi
+
+# ---- the three runs ---------------------------------------------------------------
+# cmd_RT ID sets cmd, the command line of one run.
+cmd_floor() {
+	rm -f "$T/floor-console.log"
+	cmd=("${floor_cmd[@]}")
+}
+cmd_kata() { cmd=("$KATA_RUN" --config "$T/config.toml" run --id "$1" --timings "$BUNDLE"); }
+cmd_runc() { cmd=("$RUNC" --root "$T/runc-root" run --bundle "$BUNDLE" "$1"); }
+
+# check_RT: after a run that exited 0, sets why when it is not a good run.
+check_floor() {
+	if ! grep -q 'reboot: Power down' "$T/floor-console.log" 2>/dev/null; then
+		why="the guest did not power off (no 'reboot: Power down' on its console)"
+	fi
+}
+timings_re='timings: vm_created_ms=([0-9]+) init_ms=([0-9]+) agent_ready_ms=([0-9]+) container_done_ms=([0-9]+) vm_gone_ms=([0-9]+)'
+marks=(vm_created init agent_ready container_done vm_gone)
+last_marks=()
+check_kata() {
+	local line i
+	line=$(grep -E "$timings_re" "$T/err" | tail -n1) || true
+	if [[ ! $line =~ $timings_re ]]; then
+		why="no 'timings: vm_created_ms=N init_ms=N agent_ready_ms=N container_done_ms=N vm_gone_ms=N' line on stderr"
+		return
+	fi
+	last_marks=()
+	for i in "${!marks[@]}"; do
+		last_marks+=("${BASH_REMATCH[i + 1]}")
+	done
+}
+check_runc() { :; }
+
+# One timed run: sets elapsed (microseconds).  A failure ends the benchmark
+# with its output, since timing an error path means nothing.  timeout(1)
+# puts the run in its own process group, which the clean-up can end (QEMU
+# included) without touching this shell; the run is a background job so
+# that INT and TERM reach the traps at once.
+time_one() {
+	local rt=$1 id=$2 t0 t1 rc=0 cmd=()
+	why=
+	"cmd_$rt" "$id"
+	[[ $rt == kata ]] && kata_ids+=("$id")
+	t0=${EPOCHREALTIME//[^0-9]/}
+	timeout -k 10 "$TMO" "${cmd[@]}" </dev/null >"$T/out" 2>"$T/err" &
+	child=$!
+	wait "$child" || rc=$?
+	child=
+	t1=${EPOCHREALTIME//[^0-9]/}
+	if ((rc != 0)); then
+		((rc == 124)) && why="timed out after ${TMO}s" || why="exit status $rc"
+	else
+		"check_$rt"
+	fi
+	if [[ -n $why ]]; then
+		echo "$me: $rt failed: $why" >&2
+		echo "--- command: ${cmd[*]@Q}" >&2
+		echo "--- stdout:" >&2; tail -30 "$T/out" >&2
+		echo "--- stderr:" >&2; tail -30 "$T/err" >&2
+		if [[ $rt == floor && -f $T/floor-console.log ]]; then
+			echo "--- guest console:" >&2; tail -30 "$T/floor-console.log" >&2
+		fi
+		exit 1
+	fi
+	elapsed=$((t1 - t0))
+}
+
+echo "# $me: exec-to-exit wall time, busybox bundle running true"
+echo "# host: kernel $(uname -r), $(nproc) CPUs; $("$QEMU" --version | head -n1)"
+want floor && echo "# floor: ${floor_cmd[*]@Q}"
+if want kata; then
+	echo "# kata: $kata_src run --id ID --timings BUNDLE"
+	echo "#   config: $(tr '\n' ' ' <"$T/config.toml")"
+	if "$KATA_RUN" --config "$T/config.toml" check >"$T/check.out" 2>&1; then
+		# Only what is not "ok" (e.g. no /dev/kvm: TCG).
+		grep -v '^ok ' "$T/check.out" | sed 's/^/#   check: /' | head -20 || true
+	else
+		echo "# kata-run check failed (exit $?):"; sed 's/^/#   /' "$T/check.out" | head -20
+	fi
+fi
+want runc && echo "# runc: $("$RUNC" --version | head -n1), --root in a temp dir"
+echo "# $N timed rounds, $WARMUP warm-up round(s), order rotating: ${runtimes[*]}"
+
+declare -A samples=()
+declare -A mark_samples=()
+k=${#runtimes[@]}
+for ((i = -WARMUP; i < N; i++)); do
+	for ((j = 0; j < k; j++)); do
+		rt=${runtimes[(i + WARMUP + j) % k]}
+		id="kb$$-$rt-$((i + WARMUP))"
+		time_one "$rt" "$id"
+		((i < 0)) && continue
+		samples[$rt]+="$elapsed "
+		if [[ $rt == kata ]]; then
+			prev=0
+			for m in "${!marks[@]}"; do
+				v=${last_marks[m]}
+				mark_samples[${marks[m]}]+="$v "
+				mark_samples[d_${marks[m]}]+="$((v - prev)) "
+				prev=$v
+			done
+			# kata-run's exit after the VM is gone, as the wall clock sees it
+			mark_samples[d_exit]+="$((elapsed / 1000 - prev)) "
+		fi
+	done
+done
+
+# stats "V1 V2 ..." DIVISOR: prints "MEDIAN P90" (p90 by nearest rank).
+stats() {
+	tr ' ' '\n' <<<"$1" | grep . | sort -n | awk -v d="$2" '
+		{ v[NR] = $1 }
+		END {
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			r = int(0.9 * NR); if (r < 0.9 * NR) r++
+			printf "%.1f %.1f %d\n", m / d, v[r] / d, NR
+		}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+declare -A med=() p90=() cnt=()
+declare -A label=([floor]="A floor (bare qemu boot+poweroff)" [kata]="B kata-run run" [runc]="C runc run")
+echo
+printf '%-36s %10s %10s %5s\n' "" median_ms p90_ms runs
+for rt in "${runtimes[@]}"; do
+	read -r "med[$rt]" "p90[$rt]" "cnt[$rt]" < <(stats "${samples[$rt]}" 1000)
+	printf '%-36s %10s %10s %5s\n' "${label[$rt]}" "${med[$rt]}" "${p90[$rt]}" "${cnt[$rt]}"
+done
+
+if want kata; then
+	echo
+	echo "B breakdown (ms since kata-run started; phase = since the previous mark), medians over ${cnt[kata]} runs:"
+	printf '  %-16s %10s %10s %10s\n' mark at_median at_p90 phase_median
+	for m in "${marks[@]}"; do
+		read -r a ap _ < <(stats "${mark_samples[$m]}" 1)
+		read -r d _ _ < <(stats "${mark_samples[d_$m]}" 1)
+		printf '  %-16s %10s %10s %10s\n' "$m" "$a" "$ap" "$d"
+	done
+	read -r d _ _ < <(stats "${mark_samples[d_exit]}" 1)
+	printf '  %-16s %10s %10s %10s\n' "(exit, wall)" "" "" "$d"
+fi
+
+echo
+if want floor && want kata; then
+	echo "B/A kata-run/floor: median $(ratio "${med[kata]}" "${med[floor]}"), p90 $(ratio "${p90[kata]}" "${p90[floor]}") (goal <= 1.25)"
+	echo "B-A kata-run over the floor: median $(awk -v a="${med[kata]}" -v b="${med[floor]}" 'BEGIN { printf "%.1f", a - b }') ms"
+fi
+if want kata && want runc; then
+	echo "B/C kata-run/runc:  median $(ratio "${med[kata]}" "${med[runc]}"), p90 $(ratio "${p90[kata]}" "${p90[runc]}")"
+fi
+if want floor && want runc; then
+	echo "A/C floor/runc:     median $(ratio "${med[floor]}" "${med[runc]}")"
+fi
+if want floor && want kata; then
+	echo "kata-run/floor=$(ratio "${med[kata]}" "${med[floor]}") (goal <= 1.25)"
+else
+	echo "kata-run/floor=n/a (BENCH_ONLY=$ONLY) (goal <= 1.25)"
+fi
