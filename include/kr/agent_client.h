@@ -65,6 +65,9 @@ struct agent_stdio *agent_stdio_start(struct agent_client *c, const char *id,
 				      const char *exec_id, int in_fd,
 				      int out_fd, int err_fd, bool tty,
 				      struct kr_err *err);
+/* Call fn(ctx) once, on a pump thread, when writing an output fails with
+ * EPIPE (its reader went away; output is dropped from then on). */
+void agent_stdio_on_broken(struct agent_stdio *s, void (*fn)(void *ctx), void *ctx);
 /* Wait for stdout/stderr to reach EOF (all output delivered), at most
  * timeout_ms; stops the stdin pump; frees s. */
 void agent_stdio_finish(struct agent_stdio *s, int timeout_ms);

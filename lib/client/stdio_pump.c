@@ -40,6 +40,9 @@ struct agent_stdio {
 	pthread_cond_t cond;
 	int outputs_left;
 	bool stop;
+	bool broken;			/* a write to an output gave EPIPE */
+	void (*broken_fn)(void *);
+	void *broken_ctx;
 };
 
 static bool stopping(struct agent_stdio *s)
@@ -50,6 +53,37 @@ static bool stopping(struct agent_stdio *s)
 	stop = s->stop;
 	pthread_mutex_unlock(&s->lock);
 	return stop;
+}
+
+/* The reader of an output went away: tell the owner once; keep reading
+ * (and dropping) so that the process is never blocked by a full pipe. */
+static void output_broken(struct agent_stdio *s)
+{
+	void (*fn)(void *) = NULL;
+	void *ctx = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->broken) {
+		s->broken = true;
+		fn = s->broken_fn;
+		ctx = s->broken_ctx;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (fn)
+		fn(ctx);
+}
+
+void agent_stdio_on_broken(struct agent_stdio *s, void (*fn)(void *ctx), void *ctx)
+{
+	bool already;
+
+	pthread_mutex_lock(&s->lock);
+	s->broken_fn = fn;
+	s->broken_ctx = ctx;
+	already = s->broken;
+	pthread_mutex_unlock(&s->lock);
+	if (already && fn)
+		fn(ctx);
 }
 
 static void *output_main(void *arg)
@@ -75,8 +109,11 @@ static void *output_main(void *arg)
 		}
 		eof = resp->eof;
 		if (resp->data.len && p->fd >= 0 &&
-		    kr_write_full(p->fd, resp->data.data, resp->data.len) < 0)
+		    kr_write_full(p->fd, resp->data.data, resp->data.len) < 0) {
 			kr_debug("%s: write: %s", p->method, strerror(errno));
+			if (errno == EPIPE)
+				output_broken(s);
+		}
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 		if (eof)
 			break;

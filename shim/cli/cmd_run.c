@@ -153,6 +153,25 @@ static int boot_and_create(struct run *r, struct kr_err *err)
 	return 0;
 }
 
+/* Nobody reads our output any more (`kata-run b | head`): do what the pipe
+ * would do to a local process, SIGPIPE; a container that ignores it (a pid
+ * namespace's init does, without a handler) is killed a little later, so
+ * that kata-run and the VM end. */
+static void output_broken(void *ctx)
+{
+	struct run *r = ctx;
+	bool running;
+
+	kr_info("output closed by its reader: sending SIGPIPE to the container");
+	agent_signal(r->sb->agent, r->id, "", SIGPIPE, true, NULL);
+	usleep(2000 * 1000);
+	pthread_mutex_lock(&r->lock);
+	running = r->started;
+	pthread_mutex_unlock(&r->lock);
+	if (running)
+		agent_signal(r->sb->agent, r->id, "", SIGKILL, true, NULL);
+}
+
 /* Attach, start, wait, flush.  Returns the container's status or -1. */
 static int attach_start_wait(struct run *r, struct kr_err *err)
 {
@@ -166,6 +185,7 @@ static int attach_start_wait(struct run *r, struct kr_err *err)
 			       r->b.terminal, err);
 	if (!io)
 		return kr_err_wrap(err, "attach to container");
+	agent_stdio_on_broken(io, output_broken, r);
 	set_started(r, true);
 	if (agent_container_op(agent, "StartContainer", r->id, err) < 0) {
 		set_started(r, false);
