@@ -71,6 +71,11 @@ LIBRUNTIME := $(BUILD)/libkr-runtime.a
 CLI_SRCS := $(wildcard shim/cli/*.c)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 BINS += $(BUILD)/kata-run
+# The containerd shim v2 (shim/containerd/), its protobuf-c messages from
+# proto/containerd.proto.
+SHIM_SRCS := $(wildcard shim/containerd/*.c)
+SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/%.o) $(GEN)/containerd.pb-c.o
+BINS += $(BUILD)/containerd-shim-kata-run-v2
 
 .PHONY: all test unit fuzz bench clean install initramfs guest-kernel
 all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(TOOL_BINS)
@@ -82,8 +87,11 @@ $(GEN)/agent.pb.c $(GEN)/agent.pb.h: proto/agent.proto proto/agent.options
 $(GEN)/agent.pb-c.c $(GEN)/agent.pb-c.h: proto/agent.proto
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -Iproto proto/agent.proto
+$(GEN)/containerd.pb-c.c $(GEN)/containerd.pb-c.h: proto/containerd.proto
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Iproto proto/containerd.proto
 # Every object may include generated headers: generate them first.
-GEN_HDRS := $(GEN)/agent.pb.h $(GEN)/agent.pb-c.h
+GEN_HDRS := $(GEN)/agent.pb.h $(GEN)/agent.pb-c.h $(GEN)/containerd.pb-c.h
 
 $(BUILD)/%.o: %.c | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
@@ -109,6 +117,10 @@ $(BUILD)/tests/test_hypervisor: $(BUILD)/tests/unit/test_hypervisor.o $(LIBHV) $
 $(LIBRUNTIME): $(RUNTIME_OBJS)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/kata-run: $(CLI_OBJS) $(LIBRUNTIME) $(LIBHV) $(LIBCLIENT) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS) $(HOST_LIBS)
+$(BUILD)/containerd-shim-kata-run-v2: $(SHIM_OBJS) $(LIBRUNTIME) $(LIBHV) $(LIBCLIENT) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS) $(HOST_LIBS)
+$(BUILD)/tests/test_shim: $(BUILD)/tests/unit/test_shim.o $(filter-out %/main.o,$(SHIM_OBJS)) $(LIBRUNTIME) $(LIBHV) $(LIBCLIENT) $(LIBKR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS) $(HOST_LIBS)
 $(BUILD)/tests/test_config: $(BUILD)/tests/unit/test_config.o $(LIBRUNTIME) $(LIBHV) $(LIBCLIENT) $(LIBKR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS) $(HOST_LIBS)
@@ -163,8 +175,9 @@ fuzz: $(GEN_HDRS)
 # make install [PREFIX=/usr/local]: kata-run in PREFIX/bin, the guest kernel
 # and initramfs in PREFIX/share/kata-run (where kata-run looks for them).
 PREFIX ?= /usr/local
-install: $(BUILD)/kata-run $(BUILD)/kata-initramfs.cpio.gz
+install: $(BUILD)/kata-run $(BUILD)/containerd-shim-kata-run-v2 $(BUILD)/kata-initramfs.cpio.gz
 	install -D -m 0755 $(BUILD)/kata-run $(DESTDIR)$(PREFIX)/bin/kata-run
+	install -D -m 0755 $(BUILD)/containerd-shim-kata-run-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-kata-run-v2
 	install -D -m 0644 $(BUILD)/kata-initramfs.cpio.gz $(DESTDIR)$(PREFIX)/share/kata-run/kata-initramfs.cpio.gz
 	install -D -m 0644 "$$(guest-kernel-config/build.sh --print-path)" $(DESTDIR)$(PREFIX)/share/kata-run/bzImage
 

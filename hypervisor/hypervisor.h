@@ -70,6 +70,9 @@ struct hv_ops {
 	const char *(*agent_socket)(const struct hv_vm *vm);
 	const char *(*console_log)(const struct hv_vm *vm);
 	const char *(*state_dir)(const struct hv_vm *vm);
+	/* The host process that runs the VM (QEMU): the "task pid" containerd
+	 * shows for a VM runtime.  0 if unknown or not running. */
+	int (*pid)(const struct hv_vm *vm);
 };
 
 /* "auto" (= libvirt for now), "libvirt", "kvm" (not built yet), "mock".

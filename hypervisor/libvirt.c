@@ -542,6 +542,23 @@ static const char *lv_agent_socket(const struct hv_vm *v) { return ((const struc
 static const char *lv_console_log(const struct hv_vm *v) { return ((const struct lv_vm *)v)->console_log; }
 static const char *lv_state_dir(const struct hv_vm *v) { return ((const struct lv_vm *)v)->state_dir; }
 
+static int lv_pid(const struct hv_vm *v)
+{
+	const struct lv_vm *vm = (const struct lv_vm *)v;
+	char path[PATH_MAX];
+	kr_cleanup_free char *text = NULL;
+	int pid = 0;
+
+	if (!vm->dom)
+		return 0;
+	if ((vm->embed && !vm->uri_given
+		     ? kr_snprintf(path, sizeof(path), "%s/lv/run/qemu/%s.pid", vm->state_dir, vm->name)
+		     : kr_snprintf(path, sizeof(path), "/run/libvirt/qemu/%s.pid", vm->name)) < 0 ||
+	    kr_read_file(path, 64, &text, NULL, NULL) < 0 || sscanf(text, "%d", &pid) != 1 || pid < 0)
+		return 0;
+	return pid;
+}
+
 const struct hv_ops hv_libvirt_ops = {
 	.name = "libvirt",
 	.create = lv_create,
@@ -553,4 +570,5 @@ const struct hv_ops hv_libvirt_ops = {
 	.agent_socket = lv_agent_socket,
 	.console_log = lv_console_log,
 	.state_dir = lv_state_dir,
+	.pid = lv_pid,
 };

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hypervisor.h"
 #include "kr/util.h"
@@ -104,6 +105,8 @@ static int mock_cleanup(const struct hv_config *cfg, struct kr_err *err)
 static const char *mock_sock(const struct hv_vm *v) { return ((const struct mock_vm *)v)->sock; }
 static const char *mock_log(const struct hv_vm *v) { return ((const struct mock_vm *)v)->log; }
 static const char *mock_dir(const struct hv_vm *v) { return ((const struct mock_vm *)v)->dir; }
+/* No VM process: this one stands in for it while "running". */
+static int mock_pid(const struct hv_vm *v) { (void)v; return hv_mock.running ? (int)getpid() : 0; }
 
 const struct hv_ops hv_mock_ops = {
 	.name = "mock",
@@ -116,4 +119,5 @@ const struct hv_ops hv_mock_ops = {
 	.agent_socket = mock_sock,
 	.console_log = mock_log,
 	.state_dir = mock_dir,
+	.pid = mock_pid,
 };

@@ -43,6 +43,7 @@ struct ttrpc_server {
 	size_t n_methods;
 	void *ctx;
 	unsigned max_inflight;
+	bool same_user_only;	/* SO_PEERCRED must match our uid/gid */
 	int wake[2];		/* self-pipe: readable once shut down */
 	int stopping;		/* atomic */
 	pthread_mutex_t lock;
@@ -455,6 +456,26 @@ static bool accept_backoff(int e)
 	return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
 }
 
+/* As containerd's own ttrpc servers: only a peer with our uid and gid. */
+static bool peer_is_us(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return false;
+	if (cr.uid == geteuid() && cr.gid == getegid())
+		return true;
+	kr_warn("ttrpc: refused a connection from uid %u gid %u (pid %d)", (unsigned)cr.uid,
+		(unsigned)cr.gid, (int)cr.pid);
+	return false;
+}
+
+void ttrpc_server_require_same_user(struct ttrpc_server *srv)
+{
+	srv->same_user_only = true;
+}
+
 int ttrpc_server_serve_listener(struct ttrpc_server *srv, int listen_fd,
 				struct kr_err *err)
 {
@@ -469,6 +490,10 @@ int ttrpc_server_serve_listener(struct ttrpc_server *srv, int listen_fd,
 			continue;
 		if (fd < 0 && !accept_backoff(errno))
 			return kr_err_sys(err, "accept ttrpc connection");
+		if (fd >= 0 && srv->same_user_only && !peer_is_us(fd)) {
+			close(fd);
+			continue;
+		}
 		if (fd >= 0 && conn_spawn(srv, fd) == 0)
 			continue;
 		kr_debug("ttrpc: cannot take a connection: %s", strerror(errno));

@@ -136,6 +136,9 @@ int ttrpc_server_serve_conn(struct ttrpc_server *srv, int fd);
  * when ttrpc_server_shutdown() is called or accept fails fatally. */
 int ttrpc_server_serve_listener(struct ttrpc_server *srv, int listen_fd,
 				struct kr_err *err);
+/* Accept only peers with this process's uid and gid (SO_PEERCRED), as
+ * containerd's servers do.  Call before serve_listener. */
+void ttrpc_server_require_same_user(struct ttrpc_server *srv);
 /* Make serve_listener return (safe from any thread, including a handler).
  * Every connection also stops reading new requests; calls in flight finish
  * and are answered, then the connection closes. */

@@ -316,6 +316,68 @@ static int remove_pod_dir(const char *dir, struct kr_err *err)
 
 /* ---- life cycle ------------------------------------------------------------- */
 
+/* A container added after the VM started (the second of a pod) is bind
+ * mounted under shared/ while virtiofsd already serves it from its own
+ * mount namespace.  Making shared/ a shared mount point first puts
+ * virtiofsd's copy in its peer group (as a slave), so later mounts reach
+ * it. */
+static int make_share_propagate(struct kr_sandbox *sb, struct kr_err *err)
+{
+	if (mount(sb->shared, sb->shared, NULL, MS_BIND, NULL) < 0)
+		return kr_err_sys(err, "bind %s on itself", sb->shared);
+	if (record_mount(sb, sb->shared, err) < 0)
+		return -1;
+	if (mount(NULL, sb->shared, NULL, MS_SHARED, NULL) < 0)
+		return kr_err_sys(err, "make %s a shared mount", sb->shared);
+	return 0;
+}
+
+static void unmount_all(struct kr_sandbox *sb)
+{
+	while (sb->n_mounts) {
+		char *m = sb->mounts[--sb->n_mounts];
+
+		if (umount2(m, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+			kr_warn("umount %s: %s", m, strerror(errno));
+		free(m);
+	}
+}
+
+int kr_sandbox_unshare(struct kr_sandbox *sb, const char *cid, struct kr_err *err)
+{
+	char prefix[PATH_MAX];
+	size_t plen;
+	unsigned kept = 0;
+
+	if (!kr_sandbox_id_valid(cid) || kr_snprintf(prefix, sizeof(prefix), "%s/%s/", sb->shared, cid) < 0)
+		return kr_err_set(err, KR_INVALID_ARGUMENT, "invalid container id \"%.80s\"", cid);
+	plen = strlen(prefix);
+	/* Deepest (latest) first; keep the others in order. */
+	for (unsigned i = sb->n_mounts; i-- > 0;) {
+		char *m = sb->mounts[i];
+
+		if (strncmp(m, prefix, plen) != 0)
+			continue;
+		if (umount2(m, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+			kr_warn("umount %s: %s", m, strerror(errno));
+		free(m);
+		sb->mounts[i] = NULL;
+	}
+	for (unsigned i = 0; i < sb->n_mounts; i++)
+		if (sb->mounts[i])
+			sb->mounts[kept++] = sb->mounts[i];
+	sb->n_mounts = kept;
+	prefix[plen - 1] = '\0';
+	if (remove_container_dir(prefix, err) < 0)
+		return kr_err_wrap(err, "unshare %s", cid);
+	return 0;
+}
+
+int kr_sandbox_vm_pid(struct kr_sandbox *sb)
+{
+	return sb->vm && sb->ops->pid ? sb->ops->pid(sb->vm) : 0;
+}
+
 static void fill_hv_config(const struct kr_sandbox *sb, struct hv_config *hc)
 {
 	const struct kr_config *cfg = sb->cfg;
@@ -366,11 +428,15 @@ int kr_sandbox_new(const struct kr_config *cfg, const char *id, uint64_t t0_ms,
 			kr_err_sys(err, "mkdir %s", sb->shared);
 		goto fail_dir;
 	}
+	if (make_share_propagate(sb, err) < 0)
+		goto fail_dir;
 	fill_hv_config(sb, &hc);
 	if (sb->ops->create(&hc, &sb->vm, err) < 0)
-		goto fail_dir;
+		goto fail_mounts;
 	*out = sb;
 	return 0;
+fail_mounts:
+	unmount_all(sb);
 fail_dir:
 	remove_pod_dir(sb->dir, &e2);
 fail_free:
@@ -471,6 +537,13 @@ int kr_sandbox_start(struct kr_sandbox *sb, volatile sig_atomic_t *cancel,
 	return 0;
 }
 
+int kr_sandbox_kill(struct kr_sandbox *sb, struct kr_err *err)
+{
+	if (sb->vm && sb->ops->destroy(sb->vm, err) < 0)
+		return kr_err_wrap(err, "sandbox %s", sb->id);
+	return 0;
+}
+
 int kr_sandbox_stop(struct kr_sandbox *sb, struct kr_err *err)
 {
 	struct kr_err e = { 0 };
@@ -487,13 +560,7 @@ int kr_sandbox_stop(struct kr_sandbox *sb, struct kr_err *err)
 	/* After the VM: its end is what makes pending calls fail fast. */
 	agent_client_free(sb->agent);
 	sb->agent = NULL;
-	while (sb->n_mounts) {
-		char *m = sb->mounts[--sb->n_mounts];
-
-		if (umount2(m, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
-			kr_warn("umount %s: %s", m, strerror(errno));
-		free(m);
-	}
+	unmount_all(sb);
 	if (remove_pod_dir(sb->dir, &e) < 0 && rc == 0) {
 		kr_err_set(err, e.code, "sandbox %s: %s", sb->id, e.msg);
 		rc = -1;

@@ -85,6 +85,11 @@ int kr_sandbox_share_rootfs(struct kr_sandbox *sb, const char *cid,
 int kr_sandbox_share_path(struct kr_sandbox *sb, const char *cid,
 			  const char *host_path, unsigned index, char *guest,
 			  struct kr_err *err);
+/* Undo the shares of container cid (its rootfs and bind sources): unmount,
+ * then remove shared/<cid>.  After RemoveContainer. */
+int kr_sandbox_unshare(struct kr_sandbox *sb, const char *cid, struct kr_err *err);
+/* The host pid running the VM (QEMU), 0 if unknown. */
+int kr_sandbox_vm_pid(struct kr_sandbox *sb);
 /* Boot and wait for the agent (cfg->boot_timeout_s).  Gives up early when
  * *cancel becomes non-zero (a signal).  Errors include the tail of the
  * guest console. */
@@ -94,6 +99,10 @@ int kr_sandbox_start(struct kr_sandbox *sb, volatile sig_atomic_t *cancel,
  * Idempotent; returns -1 if something could not be removed (named). */
 int kr_sandbox_stop(struct kr_sandbox *sb, struct kr_err *err);
 void kr_sandbox_free(struct kr_sandbox *sb);
+/* Only force the VM off: agent calls in flight fail at once, the client
+ * stays valid (kr_sandbox_stop frees it).  For owners whose threads must
+ * see the end before the client goes. */
+int kr_sandbox_kill(struct kr_sandbox *sb, struct kr_err *err);
 
 /* Whether the VM is still running (a dead VM fails every agent call). */
 bool kr_sandbox_vm_alive(struct kr_sandbox *sb);
