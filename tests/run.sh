@@ -95,6 +95,8 @@ host_leaks() {
 	}
 	check "no kata-agent processes left" "$(pgrep -a -x kata-agent || true)"
 	check "no QEMU or virtiofsd left" "$(pgrep -a -f 'qemu-system-x86_64|/usr/lib/qemu/virtiofsd' | grep -v pgrep || true)"
+	check "no kata-run or shim processes left" "$(pgrep -a -f 'kata-run (run|--)|containerd-shim-kata-run-v2' | grep -v pgrep || true)"
+	check "no sandbox state left" "$(ls /run/kata-run/pods /run/kata-run/vm 2>/dev/null | grep -v -e '^$' -e ':$' || true)"
 	check "no test mounts left" "$(grep -E 'kr-itest|kr-test|kata-run' /proc/self/mountinfo || true)"
 	check "no test cgroups left" "$(find /sys/fs/cgroup -maxdepth 6 -type d \( -name 'kr-itest*' -o -name 'kr-test*' -o -name 'kr-diff*' -o -name 'kata-run*' \) 2>/dev/null || true)"
 	echo "$((n - bad)) passed, $bad failed, 0 skipped"
@@ -103,6 +105,10 @@ host_leaks() {
 echo "=== build"
 scripts/install-deps.sh || exit 1
 make -j"$(nproc)" WERROR=1 >"$LOG_DIR/build.log" 2>&1 || { tail -30 "$LOG_DIR/build.log"; echo "0 passed, 1 failed"; exit 1; }
+# The guest: build/bzImage (a link into the kernel cache; the first build
+# on a machine takes about 10 minutes) and build/kata-initramfs.cpio.gz,
+# where kata-run and the shim look for them.
+make guest-kernel initramfs >"$LOG_DIR/guest.log" 2>&1 || { tail -30 "$LOG_DIR/guest.log"; echo "0 passed, 1 failed"; exit 1; }
 # libvirt: packages, the libvirt-qemu user, virtlogd + libvirtd (no systemd
 # here); the backend's default qemu:///embed needs no daemon, the test of
 # qemu:///system does.
