@@ -303,7 +303,7 @@ int cmd_run(struct kr_cli *cli, int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "kata-run run: expected one BUNDLE directory\n");
+		fprintf(stderr, "kata-run: run: expected one BUNDLE directory\n");
 		usage(stderr);
 		return KR_EXIT_ERROR;
 	}

@@ -34,8 +34,9 @@ static int parse_spec(const char *path, const char *text, size_t len,
 	e = json_tokener_get_error(tok);
 	if (!o || e != json_tokener_success || tok->char_offset < (int)len) {
 		/* Trailing bytes after the object are an error too. */
-		const char *why = e != json_tokener_success ? json_tokener_error_desc(e)
-							    : "unexpected data after the JSON object";
+		const char *why = e == json_tokener_continue ? "unexpected end of the file (truncated?)"
+				  : e != json_tokener_success ? json_tokener_error_desc(e)
+							      : "unexpected data after the JSON object";
 		int at = (int)tok->char_offset;
 
 		json_object_put(o);

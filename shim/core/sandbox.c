@@ -483,7 +483,10 @@ static int boot_error(struct kr_sandbox *sb, struct kr_err *err, const char *fmt
 	va_end(ap);
 	kr_sandbox_console_tail(sb, 10, tail, sizeof(tail));
 	return kr_err_set(err, KR_DEADLINE_EXCEEDED, "%s; last lines of the guest console (%s):\n%s", why,
-			  sb->ops->console_log(sb->vm), tail[0] ? tail : "(empty)");
+			  sb->ops->console_log(sb->vm),
+			  tail[0] ? tail
+				  : "(empty: the kernel boots with `quiet`; kernel_params = \"loglevel=7\" in the "
+				    "configuration shows its messages)");
 }
 
 /* Ask Check until the agent answers.  Requests written before the guest
