@@ -32,6 +32,7 @@
 
 #include "hypervisor.h"
 #include "kr/log.h"
+#include "kr/ttrpc.h"
 #include "kr/util.h"
 
 struct lv_vm {
@@ -334,6 +335,18 @@ static void lv_caps_cache(struct lv_vm *vm, bool save)
 		copy_missing_xml(persistent, mine);
 }
 
+/* Whether something listens on libvirtd's socket (a stale socket file
+ * stays behind a killed daemon). */
+static bool libvirtd_answers(void)
+{
+	int fd = kr_unix_connect("/run/libvirt/libvirt-sock", NULL);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 static int lv_connect(struct lv_vm *vm, struct kr_err *err)
 {
 	pthread_once(&lv_once, lv_init);
@@ -348,8 +361,7 @@ static int lv_connect(struct lv_vm *vm, struct kr_err *err)
 	vm->conn = virConnectOpen(vm->uri);
 	if (vm->conn)
 		return 0;
-	if (!vm->embed && strstr(vm->uri, "qemu:///system") &&
-	    access("/run/libvirt/libvirt-sock", F_OK) != 0)
+	if (!vm->embed && strstr(vm->uri, "qemu:///system") && !libvirtd_answers())
 		return kr_err_set(err, KR_UNAVAILABLE,
 				  "libvirt: connect %s: libvirtd is not running (start it with scripts/libvirt-setup.sh)",
 				  vm->uri);

@@ -216,8 +216,8 @@ static void explain_vm_death(struct run *r, struct kr_err *err)
 {
 	char tail[2048];
 
-	if (kr_sandbox_vm_alive(r->sb))
-		return;
+	if (!r->sb->t.vm_created || kr_sandbox_vm_alive(r->sb))
+		return;	/* never started, or still running: not the cause */
 	kr_sandbox_console_tail(r->sb, 10, tail, sizeof(tail));
 	kr_err_wrap(err, "the VM stopped");
 	if (tail[0])

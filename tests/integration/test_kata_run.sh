@@ -106,7 +106,10 @@ no_leaks() {
 tcase() {
 	local name=$1 fn=$2 rc t0=$SECONDS
 	# Development: KR_TEST_CASES=REGEX runs only the matching cases.
-	[ -n "${KR_TEST_CASES:-}" ] && ! [[ $name =~ $KR_TEST_CASES ]] && return 0
+	if [ -n "${KR_TEST_CASES:-}" ] && ! [[ $name =~ $KR_TEST_CASES ]]; then
+		LAST_RC=0
+		return 0
+	fi
 	CASE_IDS=()
 	"$fn"
 	rc=$?
@@ -629,6 +632,13 @@ c_agent_timeout() {
 	kr "$ID" --config "$cfg" run --id "$ID" "$W/b-$ID"
 	want_rc 125 && grep -q "did not answer within 1 s" "$R.err" && grep -q '^\[ *[0-9.]*\]' "$R.err"
 }
+c_libvirtd_down() {
+	new_id; mkb "$W/b-$ID" -- true
+	local cfg=$W/system.toml
+	printf 'kernel = "%s"\ninitrd = "%s"\nlibvirt_uri = "qemu:///system"\n' "$kernel" "$initrd" >"$cfg"
+	kr "$ID" --config "$cfg" run --id "$ID" "$W/b-$ID"
+	want_rc 125 && want_error "libvirtd is not running (start it with scripts/libvirt-setup.sh)"
+}
 c_cfg_unknown_key() {
 	new_id; mkb "$W/b-$ID" -- true
 	local cfg=$W/unknown-key.toml
@@ -690,6 +700,11 @@ tcase "root.path missing: 125" c_no_root_dir
 tcase "process.args missing: 125" c_no_args
 tcase "config: missing kernel: 125, error names the path" c_cfg_no_kernel
 tcase "agent not answering in time: 125, guest console shown" c_agent_timeout
+if pgrep -x libvirtd >/dev/null; then
+	skip_one "qemu:///system with libvirtd stopped: libvirtd runs here"
+else
+	tcase "qemu:///system with libvirtd stopped: 125, says how to start it" c_libvirtd_down
+fi
 tcase "config: unknown key: 125, error names file:line" c_cfg_unknown_key
 tcase "config: --config FILE missing: 125" c_cfg_missing_file
 finish
