@@ -512,6 +512,25 @@ c_writable() {
 	echo "# rootfs/f on the host: $(cat "$W/b-$ID/rootfs/f" 2>&1)"
 	return 1
 }
+c_bind_mounts() {
+	# Host paths in config.json mounts are shared into the VM: a read-only
+	# directory and a writable file.
+	new_id; mkb "$W/b-$ID" -- sh -c 'cat /data/in; echo out > /data/nope 2>/dev/null || echo ro; echo w >> /log; cat /log'
+	mkdir -p "$W/data-$ID" && echo "from host" >"$W/data-$ID/in" && echo l1 >"$W/log-$ID"
+	python3 - "$W/b-$ID/config.json" "$W/data-$ID" "$W/log-$ID" <<'PY' || return 1
+import json, sys
+p, d, f = sys.argv[1:]
+c = json.load(open(p))
+c["mounts"] += [{"destination": "/data", "type": "bind", "source": d, "options": ["rbind", "ro"]},
+                {"destination": "/log", "type": "bind", "source": f, "options": ["bind", "rw"]}]
+json.dump(c, open(p, "w"))
+PY
+	run "$ID" "$W/b-$ID"
+	want_rc 0 && want_out $'from host\nro\nl1\nw\n' || return 1
+	[ ! -e "$W/data-$ID/nope" ] && [ "$(cat "$W/log-$ID")" = $'l1\nw' ] && return 0
+	echo "# host side: $(ls "$W/data-$ID"), log: $(cat "$W/log-$ID")"
+	return 1
+}
 c_concurrent() {
 	local a b bga bgb rca rcb
 	new_id; a=$ID; mkb "$W/b-$a" -- sh -c 'sleep 1; echo one'
@@ -685,6 +704,7 @@ tcase "terminal: tty is /dev/pts/0, size 30x100" c_tty
 tcase "terminal: input echoed once and read, exit status 5" c_tty_input
 tcase "root.readonly: writes fail" c_readonly
 tcase "writable rootfs: a write lands in the bundle on the host" c_writable
+tcase "bind mounts from the host: read-only dir, writable file" c_bind_mounts
 tcase "two runs at once" c_concurrent
 tcase "--timings: stdout unchanged, timings on stderr" c_timings
 tcase "--debug: stdout unchanged" c_debug
