@@ -129,7 +129,8 @@ SHIM_HANDLER(process_start)
 		goto out;
 	if (start_in_vm(s, p, err) < 0) {
 		pthread_mutex_lock(&s->lock);
-		p->status = PROC_CREATED;
+		if (p->status == PROC_RUNNING)	/* not ended meanwhile (dead VM) */
+			p->status = PROC_CREATED;
 		pthread_mutex_unlock(&s->lock);
 		goto out;
 	}

@@ -85,6 +85,8 @@ uint32_t shim_task_pid(struct shim *s)
 	return pid > 0 ? (uint32_t)pid : (uint32_t)getpid();
 }
 
+static void release_pod(struct shim *s);
+
 /* ---- Connect, Shutdown ---------------------------------------------------------- */
 
 static SHIM_HANDLER(shim_connect)
@@ -123,6 +125,9 @@ static SHIM_HANDLER(shim_shutdown)
 	pthread_mutex_unlock(&s->lock);
 	if (last) {
 		kr_info("shutdown: no containers left, exiting");
+		/* A `start` for the same group from now on must make a new
+		 * daemon, not reach this one. */
+		release_pod(s);
 		ttrpc_server_shutdown(s->srv);	/* this call is still answered */
 	}
 	*resp = NULL;
@@ -150,7 +155,9 @@ static const struct ttrpc_method methods[] = {
 	/* Checkpoint: not in the table, so ttrpc answers Unimplemented. */
 };
 
-/* ---- OOM events -------------------------------------------------------------- */
+static void end_all(struct shim *s);
+
+/* ---- OOM events and the VM's death ----------------------------------------------- */
 
 static void *oom_main(void *arg)
 {
@@ -160,6 +167,7 @@ static void *oom_main(void *arg)
 		KataRun__Agent__V1__Empty req = KATA_RUN__AGENT__V1__EMPTY__INIT;
 		KataRun__Agent__V1__OOMEventResponse *ev = NULL;
 		struct agent_client *agent;
+		struct kr_err err = { 0 };
 		bool stop;
 
 		pthread_mutex_lock(&s->lock);
@@ -168,9 +176,28 @@ static void *oom_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		if (stop)
 			break;
-		if (agent && agent_call(agent, "GetOOMEvent", &req.base,
-					&kata_run__agent__v1__oomevent_response__descriptor,
-					(ProtobufCMessage **)&ev, 5000, NULL) == 0) {
+		if (s->sb && !kr_sandbox_vm_alive(s->sb)) {
+			/* Processes that never started have no waiter to see
+			 * it: every one still alive ends here. */
+			kr_warn("the VM of sandbox %s is gone: every process ends", s->sandbox_id);
+			end_all(s);
+			break;
+		}
+		if (!agent) {
+			usleep(OOM_POLL_MS * 1000);
+			continue;
+		}
+		kr_err_clear(&err);
+		if (agent_call(agent, "GetOOMEvent", &req.base,
+			       &kata_run__agent__v1__oomevent_response__descriptor,
+			       (ProtobufCMessage **)&ev, 5000, &err) < 0 && err.code == KR_UNAVAILABLE) {
+			/* The agent's channel closed: QEMU is gone or going
+			 * (libvirt may notice much later). */
+			kr_warn("sandbox %s: %s: every process ends", s->sandbox_id, err.msg);
+			end_all(s);
+			break;
+		}
+		if (ev) {
 			if (ev->container_id[0]) {
 				PB(ContainerEvent) oom = PB_INIT(CONTAINER_EVENT);
 
@@ -267,28 +294,41 @@ static void join_waiters(struct shim *s)
 	}
 }
 
-static void teardown(struct shim *s)
+/* End the pod: its VM, its threads, its host state.  Once; from the last
+ * Shutdown (so that containerd, which starts the next shim for the same
+ * id right after, finds nothing in the way) or from the daemon's exit. */
+static void release_pod(struct shim *s)
 {
 	struct kr_err err = { 0 };
 
+	pthread_mutex_lock(&s->create_lock);
 	pthread_mutex_lock(&s->lock);
 	s->exiting = true;
 	pthread_mutex_unlock(&s->lock);
+	if (s->socket_path[0])
+		unlink(s->socket_path);
+	/* VM first: every agent call in flight (waiters, the OOM poll) fails
+	 * at once, the threads finish, and only then does the client go. */
+	if (s->sb && kr_sandbox_kill(s->sb, &err) < 0)
+		kr_warn("%s", err.msg);
 	if (s->oom_started)
 		pthread_join(s->oom_thread, NULL);
+	s->oom_started = false;
 	end_all(s);
 	if (s->sb) {
-		/* VM first: the waiters' agent calls fail, they finish, and
-		 * only then does the agent client go. */
-		if (kr_sandbox_kill(s->sb, &err) < 0)
-			kr_warn("%s", err.msg);
 		join_waiters(s);
 		if (kr_sandbox_stop(s->sb, &err) < 0)
 			kr_warn("%s", err.msg);
+		kr_sandbox_free(s->sb);
+		s->sb = NULL;
 	}
+	pthread_mutex_unlock(&s->create_lock);
+}
+
+static void teardown(struct shim *s)
+{
+	release_pod(s);
 	events_flush(2000);
-	if (s->socket_path[0])
-		unlink(s->socket_path);
 }
 
 static int daemon_setup(struct shim *s, const struct shim_args *a, struct kr_err *err)

@@ -76,6 +76,26 @@ static unsigned long long proc_start_time(pid_t pid)
 	return start;
 }
 
+/* A killed owner stays a zombie until its parent (often init, which may
+ * reap late) collects it: dead all the same. */
+static bool proc_dead(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	n = (int)read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X' || p[2] == 'x';
+}
+
 static int write_owner(const char *dir, struct kr_err *err)
 {
 	char path[PATH_MAX], line[64];
@@ -104,7 +124,7 @@ static pid_t live_owner(const char *dir)
 	    kr_read_file(path, 256, &text, NULL, NULL) < 0 ||
 	    sscanf(text, "%d %llu", &pid, &start) != 2 || pid <= 0)
 		return 0;
-	if (pid == getpid() || kill(pid, 0) < 0 || proc_start_time(pid) != start)
+	if (pid == getpid() || kill(pid, 0) < 0 || proc_start_time(pid) != start || proc_dead(pid))
 		return 0;
 	return pid;
 }
