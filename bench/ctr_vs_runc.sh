@@ -45,6 +45,7 @@
 # Cleans up on any exit: tasks and containers removed, containerd stopped,
 # leftover shims of this containerd killed, `kata-run cleanup` for every id.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -305,17 +306,6 @@ for ((i = -WARMUP; i < N; i++)); do
 	done
 done
 
-# stats "V1 V2 ..." DIVISOR: prints "MEDIAN P90 COUNT" (p90 by nearest rank).
-stats() {
-	tr ' ' '\n' <<<"$1" | grep . | sort -n | awk -v d="$2" '
-		{ v[NR] = $1 }
-		END {
-			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			r = int(0.9 * NR); if (r < 0.9 * NR) r++
-			printf "%.1f %.1f %d\n", m / d, v[r] / d, NR
-		}'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 declare -A med=() p90=() cnt=()
 declare -A label=([floor]="A floor (bare qemu boot+poweroff)" [kata]="B ctr run, kata-run shim" [runc]="C ctr run, runc shim")

@@ -47,6 +47,7 @@
 # qemu-system-x86_64 is not installed.  Cleans up its temp dir and runs
 # `kata-run cleanup ID...` for every id it used, on any exit.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -290,17 +291,6 @@ for ((i = -WARMUP; i < N; i++)); do
 	done
 done
 
-# stats "V1 V2 ..." DIVISOR: prints "MEDIAN P90" (p90 by nearest rank).
-stats() {
-	tr ' ' '\n' <<<"$1" | grep . | sort -n | awk -v d="$2" '
-		{ v[NR] = $1 }
-		END {
-			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			r = int(0.9 * NR); if (r < 0.9 * NR) r++
-			printf "%.1f %.1f %d\n", m / d, v[r] / d, NR
-		}'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 declare -A med=() p90=() cnt=()
 declare -A label=([floor]="A floor (bare qemu boot+poweroff)" [kata]="B kata-run run" [runc]="C runc run")
