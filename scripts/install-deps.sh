@@ -10,8 +10,8 @@ PKGS=(
 	libseccomp-dev libjson-c-dev libvirt-dev
 	# fuzzing (libFuzzer + sanitizers come with clang)
 	clang libclang-rt-14-dev
-	# tests: busybox images, reference runtimes, helpers
-	busybox-static runc crun python3 util-linux procps iproute2 file cpio binutils
+	# tests: busybox images, reference runtimes, containerd (the shim), helpers
+	busybox-static runc crun containerd python3 util-linux procps iproute2 file cpio binutils
 	# the guest: QEMU (ships virtiofsd); the kernel build installs its own deps
 	qemu-system-x86
 )
