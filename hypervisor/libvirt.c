@@ -473,6 +473,12 @@ static int lv_destroy(struct hv_vm *v, struct kr_err *err)
 		if (lv_ended(vm, NULL) != 1)
 			lv_kill_qemu(vm);
 		kr_debug("libvirt: %s killed", vm->name);
+		/* QEMU is gone: libvirt's event thread notices (monitor EOF) and
+		 * stops the domain under its job lock; a virDomainDestroy now
+		 * would wait for that lock, up to libvirt's 30 s job timeout
+		 * when the machine is loaded.  Let it finish first. */
+		for (int i = 0; i < 60 && lv_ended(vm, NULL) != 1; i++)
+			usleep(50 * 1000);
 		if (lv_ended(vm, NULL) != 1 && virDomainDestroy(vm->dom) < 0 &&
 		    virGetLastErrorCode() != VIR_ERR_NO_DOMAIN && virGetLastErrorCode() != VIR_ERR_OPERATION_INVALID)
 			rc = lv_err(err, "libvirt: destroy VM ", vm->id);
