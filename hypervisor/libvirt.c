@@ -201,8 +201,17 @@ static bool take_adopted(pid_t pid)
 	return found;
 }
 
+/* libvirt reaps the children it spawned itself at once (virCommand
+ * waits by pid).  A zombie that stays longer is an orphan adopted through
+ * a helper that forked (virtiofsd's sandbox child outlives its parent,
+ * the pid in the pid file): nobody else will reap it. */
+#define LV_ORPHAN_GRACE_MS 500
+
 static void *lv_reaper(void *arg)
 {
+	pid_t candidate = 0;
+	uint64_t since = 0;
+
 	(void)arg;
 	for (;;) {
 		siginfo_t si = { 0 };
@@ -213,10 +222,20 @@ static void *lv_reaper(void *arg)
 			usleep(50 * 1000);
 			continue;
 		}
-		if (take_adopted(si.si_pid))
+		if (take_adopted(si.si_pid)) {
 			waitpid(si.si_pid, NULL, 0);
-		else
-			usleep(10 * 1000);
+			continue;
+		}
+		if (si.si_pid != candidate) {
+			candidate = si.si_pid;
+			since = kr_now_ms();
+		} else if (kr_now_ms() - since >= LV_ORPHAN_GRACE_MS) {
+			kr_debug("libvirt: reaping orphan %d", (int)candidate);
+			waitpid(candidate, NULL, WNOHANG);
+			candidate = 0;
+			continue;
+		}
+		usleep(10 * 1000);
 	}
 	return NULL;
 }
