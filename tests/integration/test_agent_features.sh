@@ -135,26 +135,7 @@ gone() {
 	[[ $s == Z || -z $s ]]
 }
 
-# TAP with known bugs: a case calls `todo REASON` before the checks that
-# fail for a known, reported agent bug; if the case then fails it is
-# reported "not ok N - NAME # TODO REASON" (and still counted as failed).
-
-run_case() {
-	local fn=$1 rc name
-	name=${fn#case_}
-	name=${name//_/ }
-	rm -f "$DIFF_TMP/skip.reason" "$DIFF_TMP/todo.reason"
-	set +e
-	(set -e; CASE_IDS=() CASE_PIDS=(); trap case_cleanup EXIT; "$fn")
-	rc=$?
-	set -e
-	if ((rc != 0 && rc != 77)) && [[ -s $DIFF_TMP/todo.reason ]]; then
-		TAP_N=$((TAP_N + 1)) TAP_FAIL=$((TAP_FAIL + 1))
-		echo "not ok $TAP_N - agent: $name # TODO $(<"$DIFF_TMP/todo.reason")"
-		return
-	fi
-	tap_result "agent: $name" "$rc" "$(cat "$DIFF_TMP/skip.reason" 2>/dev/null)"
-}
+run_case() { todo_case agent "$1" 'CASE_IDS=() CASE_PIDS=(); trap case_cleanup EXIT'; }
 
 # ---- exec --------------------------------------------------------------------
 
