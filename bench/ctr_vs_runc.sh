@@ -166,35 +166,7 @@ trap 'exit 143' TERM
 if want floor; then
 	kernel=$("$root/guest-kernel-config/build.sh" --print-path 2>"$T/kernel.log") || {
 		tail -20 "$T/kernel.log" >&2; die "guest kernel build failed"; }
-	for tool in gcc cpio gzip; do
-		command -v "$tool" >/dev/null || die "$tool not found"
-	done
-	# As bench/kata_run_vs_qemu.sh builds it (keep the two in step).
-	mkdir -p "$T/floor/dev"
-	gcc -static -O2 -o "$T/floor/init" "$here/floor_init.c" 2>"$T/gcc.log" || {
-		cat "$T/gcc.log" >&2; die "gcc -static bench/floor_init.c failed (apt-get install libc6-dev)"; }
-	strip --strip-all "$T/floor/init" 2>/dev/null || true
-	chmod 0755 "$T/floor/init"
-	mknod -m 600 "$T/floor/dev/console" c 5 1
-	find "$T/floor" -exec touch -h -d @0 {} +
-	(cd "$T/floor" && find . -mindepth 1 -print | LC_ALL=C sort |
-		cpio --quiet -o -H newc --reproducible -R 0:0) | gzip -9 -n >"$T/floor.cpio.gz"
-	if [[ -z ${KR_ACCEL:-} ]]; then
-		KR_ACCEL=kvm
-		[[ -e /dev/kvm && ! -e /sys/module/kvm_pvm ]] || KR_ACCEL=tcg
-	fi
-	case $KR_ACCEL in
-	tcg) cpu=max ;;
-	kvm) cpu=host ;;
-	*) die "KR_ACCEL=$KR_ACCEL: expected tcg or kvm" ;;
-	esac
-	# shellcheck disable=SC2054 # commas inside QEMU option values
-	floor_cmd=("$QEMU" -machine "q35,accel=$KR_ACCEL,memory-backend=pc.ram" -cpu "$cpu"
-		-m 512 -object memory-backend-memfd,id=pc.ram,size=512M,share=on
-		-smp 1 -nodefaults -no-user-config -nographic
-		-serial "file:$T/floor-console.log"
-		-kernel "$kernel" -initrd "$T/floor.cpio.gz"
-		-append 'console=ttyS0 panic=-1 quiet' -no-reboot)
+	floor_prepare "$kernel" "$QEMU"
 fi
 
 shim_dir=$BUILD
@@ -224,51 +196,21 @@ if uses_ctr; then
 fi
 
 # ---- the runs ----------------------------------------------------------------------
-cmd_floor() { rm -f "$T/floor-console.log"; cmd=("${floor_cmd[@]}"); }
 cmd_kata() { cmd=(ctr -a "$SOCK" run --rm --runtime "$RT_KATA" "$IMG" "$1" true); }
 cmd_runc() { cmd=(ctr -a "$SOCK" run --rm --runtime "$RT_RUNC" "$IMG" "$1" true); }
-check_floor() {
-	grep -q 'reboot: Power down' "$T/floor-console.log" 2>/dev/null ||
-		why="the guest did not power off (no 'reboot: Power down' on its console)"
-}
 check_kata() { [[ ! -s $T/out ]] || why="unexpected output on stdout"; }
 check_runc() { check_kata; }
 
-# One timed run: sets elapsed (microseconds).  A failure ends the benchmark.
-# timeout(1) gives the run its own process group for the clean-up.
-time_one() {
-	local rt=$1 id=$2 t0 t1 rc=0 cmd=()
-	why=
-	"cmd_$rt" "$id"
-	[[ $rt == floor ]] || ids+=("$id")
-	[[ $rt == kata ]] && kata_ids+=("$id")
-	t0=${EPOCHREALTIME//[^0-9]/}
-	timeout -k 10 "$TMO" "${cmd[@]}" </dev/null >"$T/out" 2>"$T/err" &
-	child=$!
-	wait "$child" || rc=$?
-	child=
-	t1=${EPOCHREALTIME//[^0-9]/}
-	if ((rc != 0)); then
-		((rc == 124)) && why="timed out after ${TMO}s" || why="exit status $rc"
-	else
-		"check_$rt"
-	fi
-	if [[ -n $why ]]; then
-		echo "$me: $rt failed: $why" >&2
-		echo "--- command: ${cmd[*]@Q}" >&2
-		echo "--- stdout:" >&2; tail -30 "$T/out" >&2
-		echo "--- stderr:" >&2; tail -30 "$T/err" >&2
-		if [[ $rt == floor && -f $T/floor-console.log ]]; then
-			echo "--- guest console:" >&2; tail -30 "$T/floor-console.log" >&2
-		fi
-		if [[ $rt != floor && -f $D/containerd.log ]]; then
-			echo "--- containerd.log:" >&2; tail -30 "$D/containerd.log" | cut -c1-400 >&2
-		fi
-		exit 1
-	fi
-	elapsed=$((t1 - t0))
-	after_run
+run_started() {
+	[[ $1 == floor ]] || ids+=("$2")
+	[[ $1 == kata ]] && kata_ids+=("$2")
+	return 0
 }
+run_failed() {
+	[[ $1 != floor && -f $D/containerd.log ]] || return 0
+	echo "--- containerd.log:" >&2; tail -30 "$D/containerd.log" | cut -c1-400 >&2
+}
+run_done() { after_run; }
 # Untimed, after each run: wait until the run's shim daemon (and with it
 # its VM) is gone, so that it cannot slow the next timed run; linger (ms)
 # is how long that took after ctr exited.

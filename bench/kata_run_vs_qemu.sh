@@ -136,42 +136,7 @@ if want kata; then
 	printf 'kernel = "%s"\ninitrd = "%s"\n' "$kernel" "$initrd" >"$T/config.toml"
 fi
 
-if want floor; then
-	for tool in gcc cpio gzip; do
-		command -v "$tool" >/dev/null || die "$tool not found"
-	done
-	mkdir -p "$T/floor/dev"
-	gcc -static -O2 -o "$T/floor/init" "$here/floor_init.c" 2>"$T/gcc.log" || {
-		cat "$T/gcc.log" >&2; die "gcc -static bench/floor_init.c failed (apt-get install libc6-dev)"; }
-	strip --strip-all "$T/floor/init" 2>/dev/null || true
-	chmod 0755 "$T/floor/init"
-	mknod -m 600 "$T/floor/dev/console" c 5 1
-	find "$T/floor" -exec touch -h -d @0 {} +
-	(cd "$T/floor" && find . -mindepth 1 -print | LC_ALL=C sort |
-		cpio --quiet -o -H newc --reproducible -R 0:0) | gzip -9 -n >"$T/floor.cpio.gz"
-	floor_initrd=$T/floor.cpio.gz
-	# The machine of hypervisor/libvirt_xml.c, as libvirt turns it into a
-	# QEMU command line: q35, cpu mode maximum (or host-passthrough on
-	# KVM), memfd shared RAM, 1 vCPU, 512 MiB, ttyS0 to a file, ACPI
-	# power-off ends QEMU.  No virtio devices: they are kata-run's cost.
-	# Accel as hv_detect_accel() (hypervisor/hypervisor.c) picks it.
-	if [[ -z ${KR_ACCEL:-} ]]; then
-		KR_ACCEL=kvm
-		[[ -e /dev/kvm && ! -e /sys/module/kvm_pvm ]] || KR_ACCEL=tcg
-	fi
-	case $KR_ACCEL in
-	tcg) cpu=max ;;
-	kvm) cpu=host ;;
-	*) die "KR_ACCEL=$KR_ACCEL: expected tcg or kvm" ;;
-	esac
-	# shellcheck disable=SC2054 # commas inside QEMU option values
-	floor_cmd=("$QEMU" -machine "q35,accel=$KR_ACCEL,memory-backend=pc.ram" -cpu "$cpu"
-		-m 512 -object memory-backend-memfd,id=pc.ram,size=512M,share=on
-		-smp 1 -nodefaults -no-user-config -nographic
-		-serial "file:$T/floor-console.log"
-		-kernel "$kernel" -initrd "$floor_initrd"
-		-append 'console=ttyS0 panic=-1 quiet' -no-reboot)
-fi
+want floor && floor_prepare "$kernel" "$QEMU"
 
 if want kata || want runc; then
 	"$root/examples/hello/make-bundle.sh" "$T/bundle" >/dev/null
@@ -187,19 +152,10 @@ fi
 
 # ---- the three runs ---------------------------------------------------------------
 # cmd_RT ID sets cmd, the command line of one run.
-cmd_floor() {
-	rm -f "$T/floor-console.log"
-	cmd=("${floor_cmd[@]}")
-}
 cmd_kata() { cmd=("$KATA_RUN" --config "$T/config.toml" run --id "$1" --timings "$BUNDLE"); }
 cmd_runc() { cmd=("$RUNC" --root "$T/runc-root" run --bundle "$BUNDLE" "$1"); }
 
 # check_RT: after a run that exited 0, sets why when it is not a good run.
-check_floor() {
-	if ! grep -q 'reboot: Power down' "$T/floor-console.log" 2>/dev/null; then
-		why="the guest did not power off (no 'reboot: Power down' on its console)"
-	fi
-}
 timings_re='timings: vm_created_ms=([0-9]+) init_ms=([0-9]+) agent_ready_ms=([0-9]+) container_done_ms=([0-9]+) vm_gone_ms=([0-9]+)'
 marks=(vm_created init agent_ready container_done vm_gone)
 last_marks=()
@@ -217,39 +173,7 @@ check_kata() {
 }
 check_runc() { :; }
 
-# One timed run: sets elapsed (microseconds).  A failure ends the benchmark
-# with its output, since timing an error path means nothing.  timeout(1)
-# puts the run in its own process group, which the clean-up can end (QEMU
-# included) without touching this shell; the run is a background job so
-# that INT and TERM reach the traps at once.
-time_one() {
-	local rt=$1 id=$2 t0 t1 rc=0 cmd=()
-	why=
-	"cmd_$rt" "$id"
-	[[ $rt == kata ]] && kata_ids+=("$id")
-	t0=${EPOCHREALTIME//[^0-9]/}
-	timeout -k 10 "$TMO" "${cmd[@]}" </dev/null >"$T/out" 2>"$T/err" &
-	child=$!
-	wait "$child" || rc=$?
-	child=
-	t1=${EPOCHREALTIME//[^0-9]/}
-	if ((rc != 0)); then
-		((rc == 124)) && why="timed out after ${TMO}s" || why="exit status $rc"
-	else
-		"check_$rt"
-	fi
-	if [[ -n $why ]]; then
-		echo "$me: $rt failed: $why" >&2
-		echo "--- command: ${cmd[*]@Q}" >&2
-		echo "--- stdout:" >&2; tail -30 "$T/out" >&2
-		echo "--- stderr:" >&2; tail -30 "$T/err" >&2
-		if [[ $rt == floor && -f $T/floor-console.log ]]; then
-			echo "--- guest console:" >&2; tail -30 "$T/floor-console.log" >&2
-		fi
-		exit 1
-	fi
-	elapsed=$((t1 - t0))
-}
+run_started() { [[ $1 == kata ]] && kata_ids+=("$2"); return 0; }
 
 echo "# $me: exec-to-exit wall time, busybox bundle running true"
 echo "# host: kernel $(uname -r), $(nproc) CPUs; $("$QEMU" --version | head -n1)"
