@@ -16,12 +16,6 @@
 #define FLUSH_TIMEOUT_MS 10000		/* output after the exit, at most */
 #define EXIT_VM_GONE 255		/* the VM or its agent died */
 
-#define UNPACK(type, lower, what)                                                  \
-	PB(type) *r = kata_run__containerd__##lower##__unpack(NULL, req_len, req); \
-	if (!r)                                                                    \
-		return kr_err_set(err, KR_INVALID_ARGUMENT, what ": malformed request")
-#define FREE_REQ() protobuf_c_message_free_unpacked(&r->base, NULL)
-
 static bool is_init(const struct shim_process *p) { return !p->exec_id[0]; }
 
 /* ---- exits ---------------------------------------------------------------------- */
@@ -162,6 +156,14 @@ out:
 
 /* ---- State, Wait ----------------------------------------------------------------- */
 
+/* An exited process's status; *at points to ts, filled with its time. */
+static uint32_t exit_of(const struct shim_process *p, PB(Timestamp) *ts, PB(Timestamp) **at)
+{
+	shim_now(ts, &p->exited_at);
+	*at = ts;
+	return p->exit_status;
+}
+
 SHIM_HANDLER(process_state)
 {
 	struct shim *s = ctx;
@@ -185,11 +187,8 @@ SHIM_HANDLER(process_state)
 		out.stderr = p->stderr_path;
 		out.terminal = p->terminal;
 		out.exec_id = p->exec_id;
-		if (p->status == PROC_STOPPED) {
-			out.exit_status = p->exit_status;
-			shim_now(&ts, &p->exited_at);
-			out.exited_at = &ts;
-		}
+		if (p->status == PROC_STOPPED)
+			out.exit_status = exit_of(p, &ts, &out.exited_at);
 		rc = shim_reply(&out.base, resp, resp_len);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -213,9 +212,7 @@ SHIM_HANDLER(process_wait)
 	while ((p = shim_find_process(s, r->id, r->exec_id, err)) && p->status != PROC_STOPPED)
 		pthread_cond_wait(&s->exited, &s->lock);
 	if (p) {
-		out.exit_status = p->exit_status;
-		shim_now(&ts, &p->exited_at);
-		out.exited_at = &ts;
+		out.exit_status = exit_of(p, &ts, &out.exited_at);
 		rc = shim_reply(&out.base, resp, resp_len);
 	}
 	pthread_mutex_unlock(&s->lock);

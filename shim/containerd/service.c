@@ -20,7 +20,9 @@
 #include "sandbox.h"
 #include "shim.h"
 
-#define OOM_POLL_MS 300
+/* GetOOMEvent long-polls in the agent (an empty answer after about 10 s);
+ * after a failed call the watcher waits this long before the next one. */
+#define OOM_RETRY_MS 300
 
 struct shim *shim_global;
 
@@ -184,32 +186,32 @@ static void *oom_main(void *arg)
 			break;
 		}
 		if (!agent) {
-			usleep(OOM_POLL_MS * 1000);
+			usleep(OOM_RETRY_MS * 1000);
 			continue;
 		}
 		kr_err_clear(&err);
 		if (agent_call(agent, "GetOOMEvent", &req.base,
 			       &kata_run__agent__v1__oomevent_response__descriptor,
-			       (ProtobufCMessage **)&ev, 5000, &err) < 0 && err.code == KR_UNAVAILABLE) {
+			       (ProtobufCMessage **)&ev, AGENT_CALL_TIMEOUT_MS, &err) < 0 &&
+		    err.code == KR_UNAVAILABLE) {
 			/* The agent's channel closed: QEMU is gone or going
 			 * (libvirt may notice much later). */
 			kr_warn("sandbox %s: %s: every process ends", s->sandbox_id, err.msg);
 			end_all(s);
 			break;
 		}
-		if (ev) {
-			if (ev->container_id[0]) {
-				PB(ContainerEvent) oom = PB_INIT(CONTAINER_EVENT);
-
-				oom.container_id = ev->container_id;
-				kr_info("container %s: OOM kill", ev->container_id);
-				events_publish("/tasks/oom", "TaskOOM", &oom.base);
-				protobuf_c_message_free_unpacked(&ev->base, NULL);
-				continue;	/* there may be more queued */
-			}
-			protobuf_c_message_free_unpacked(&ev->base, NULL);
+		if (!ev) {	/* failed: do not spin on a sick agent */
+			usleep(OOM_RETRY_MS * 1000);
+			continue;
 		}
-		usleep(OOM_POLL_MS * 1000);
+		if (ev->container_id[0]) {
+			PB(ContainerEvent) oom = PB_INIT(CONTAINER_EVENT);
+
+			oom.container_id = ev->container_id;
+			kr_info("container %s: OOM kill", ev->container_id);
+			events_publish("/tasks/oom", "TaskOOM", &oom.base);
+		}
+		protobuf_c_message_free_unpacked(&ev->base, NULL);
 	}
 	return NULL;
 }

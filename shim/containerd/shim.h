@@ -141,6 +141,13 @@ void shim_start_oom_watch(struct shim *s);
 #define SHIM_HANDLER(name)                                                         \
 	int name(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, \
 		 size_t *resp_len, struct kr_err *err)
+/* In a handler: decode the request into r (INVALID_ARGUMENT if it does not
+ * decode); FREE_REQ() before returning. */
+#define UNPACK(type, lower, what)                                                  \
+	PB(type) *r = kata_run__containerd__##lower##__unpack(NULL, req_len, req); \
+	if (!r)                                                                    \
+		return kr_err_set(err, KR_INVALID_ARGUMENT, what ": malformed request")
+#define FREE_REQ() protobuf_c_message_free_unpacked(&r->base, NULL)
 SHIM_HANDLER(task_create);
 SHIM_HANDLER(task_delete);
 SHIM_HANDLER(task_pids);

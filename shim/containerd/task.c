@@ -15,12 +15,6 @@
 #define REMOVE_TIMEOUT_MS 5000
 #define RESOURCES_MAX (64 << 10)
 
-#define UNPACK(type, lower, what)                                                  \
-	PB(type) *r = kata_run__containerd__##lower##__unpack(NULL, req_len, req); \
-	if (!r)                                                                    \
-		return kr_err_set(err, KR_INVALID_ARGUMENT, what ": malformed request")
-#define FREE_REQ() protobuf_c_message_free_unpacked(&r->base, NULL)
-
 /* ---- Create ---------------------------------------------------------------------- */
 
 /* runtimeoptions.v1.Options{config_path} (ctr --runtime-config-path, CRI's
