@@ -252,6 +252,17 @@ static pid_t parent_of(pid_t pid)
 	return (pid_t)atoi(p + 6);
 }
 
+/* The pid in a libvirt pid file, 0 if none (or not a real process). */
+static int read_pid_file(const char *path)
+{
+	kr_cleanup_free char *text = NULL;
+	int pid;
+
+	if (kr_read_file(path, 64, &text, NULL, NULL) < 0 || sscanf(text, "%d", &pid) != 1 || pid <= 1)
+		return 0;
+	return pid;
+}
+
 /* After a start: adopt the VM's helpers that became our children. */
 static void lv_adopt_helpers(struct lv_vm *vm)
 {
@@ -263,14 +274,12 @@ static void lv_adopt_helpers(struct lv_vm *vm)
 		return;
 	while ((e = readdir(d))) {
 		char path[PATH_MAX];
-		kr_cleanup_free char *text = NULL;
 		size_t n = strlen(e->d_name);
 		int pid;
 
 		if (n < 5 || strcmp(e->d_name + n - 4, ".pid") != 0 || strcmp(e->d_name, "driver.pid") == 0 ||
 		    kr_snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < 0 ||
-		    kr_read_file(path, 64, &text, NULL, NULL) < 0 || sscanf(text, "%d", &pid) != 1 ||
-		    pid <= 1 || parent_of(pid) != getpid())
+		    !(pid = read_pid_file(path)) || parent_of(pid) != getpid())
 			continue;
 		pthread_mutex_lock(&adopt_lock);
 		for (unsigned i = 0; i < LV_MAX_ADOPTED; i++)
@@ -461,16 +470,16 @@ static int lv_wait(struct hv_vm *v, unsigned timeout_ms, struct kr_err *err)
  * second under TCG.  The guest is thrown away and the share is write-through
  * (cache=none): nothing is lost by SIGKILL first.  The pid comes from the
  * embedded driver's pid file and is checked to be this domain's QEMU. */
+static int lv_pid(const struct hv_vm *v);
+
 static void lv_kill_qemu(struct lv_vm *vm)
 {
-	char path[PATH_MAX], guest[HV_ID_MAX + 32];
-	kr_cleanup_free char *text = NULL, *cmdline = NULL;
+	char path[64], guest[HV_ID_MAX + 32];
+	kr_cleanup_free char *cmdline = NULL;
 	size_t len;
-	int pid;
+	int pid = lv_pid((struct hv_vm *)vm);
 
-	if (!vm->embed || vm->uri_given ||
-	    kr_snprintf(path, sizeof(path), "%s/lv/run/qemu/%s.pid", vm->state_dir, vm->name) < 0 ||
-	    kr_read_file(path, 64, &text, NULL, NULL) < 0 || sscanf(text, "%d", &pid) != 1 || pid <= 1)
+	if (!vm->embed || vm->uri_given || !pid)
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
 	if (kr_read_file(path, 1 << 16, &cmdline, &len, NULL) < 0)
@@ -583,17 +592,14 @@ static int lv_pid(const struct hv_vm *v)
 {
 	const struct lv_vm *vm = (const struct lv_vm *)v;
 	char path[PATH_MAX];
-	kr_cleanup_free char *text = NULL;
-	int pid = 0;
 
 	if (!vm->dom)
 		return 0;
 	if ((vm->embed && !vm->uri_given
 		     ? kr_snprintf(path, sizeof(path), "%s/lv/run/qemu/%s.pid", vm->state_dir, vm->name)
-		     : kr_snprintf(path, sizeof(path), "/run/libvirt/qemu/%s.pid", vm->name)) < 0 ||
-	    kr_read_file(path, 64, &text, NULL, NULL) < 0 || sscanf(text, "%d", &pid) != 1 || pid < 0)
+		     : kr_snprintf(path, sizeof(path), "/run/libvirt/qemu/%s.pid", vm->name)) < 0)
 		return 0;
-	return pid;
+	return read_pid_file(path);
 }
 
 const struct hv_ops hv_libvirt_ops = {
