@@ -67,13 +67,31 @@ int kr_unix_connect(const char *path, struct kr_err *err)
 	return kr_steal_fd(fd);
 }
 
+int kr_unix_probe(const char *path)
+{
+	kr_cleanup_close int fd = -1;
+	struct sockaddr_un sa;
+	int rc;
+
+	if (unix_addr(path, &sa, NULL) < 0)
+		return -1;
+	/* Non-blocking: a hung server with a full backlog must not hang the
+	 * prober (EAGAIN then means "someone is there"). */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	rc = connect_addr(fd, &sa);
+	if (rc == 0 || errno == EAGAIN || errno == EINPROGRESS)
+		return 1;
+	return errno == ECONNREFUSED || errno == ENOENT ? 0 : -1;
+}
+
 /* path is taken: unlink it if it is a socket that nobody serves.  A live
  * server or a file that is not a socket is left alone. */
-static int remove_stale(const char *path, const struct sockaddr_un *sa,
-			struct kr_err *err)
+static int remove_stale(const char *path, struct kr_err *err)
 {
-	kr_cleanup_close int probe = -1;
 	struct stat st;
+	int probe;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : kr_err_sys(err, "stat %s", path);
@@ -81,14 +99,12 @@ static int remove_stale(const char *path, const struct sockaddr_un *sa,
 		return kr_err_errno(err, EADDRINUSE,
 				    "listen on %s: exists and is not a socket",
 				    path);
-	probe = unix_socket(path, err);
-	if (probe < 0)
-		return -1;
-	if (connect_addr(probe, sa) == 0)
+	probe = kr_unix_probe(path);
+	if (probe > 0)
 		return kr_err_errno(err, EADDRINUSE,
 				    "listen on %s: another server is listening there",
 				    path);
-	if (errno != ECONNREFUSED && errno != ENOENT)
+	if (probe < 0)
 		return kr_err_sys(err, "listen on %s: probe", path);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return kr_err_sys(err, "remove stale socket %s", path);
@@ -108,7 +124,7 @@ int kr_unix_listen(const char *path, struct kr_err *err)
 		return -1;
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	if (rc < 0 && errno == EADDRINUSE) {
-		if (remove_stale(path, &sa, err) < 0)
+		if (remove_stale(path, err) < 0)
 			return -1;
 		rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	}

@@ -169,7 +169,12 @@ void ttrpc_client_free(struct ttrpc_client *c);
 
 /* Connect to a Unix socket path (helper for clients and tests). */
 int kr_unix_connect(const char *path, struct kr_err *err);
-/* Bind+listen on a Unix socket path (unlinks a stale socket first). */
+/* Whether a server accepts connections at path, without blocking: 1 yes
+ * (or its backlog is full), 0 no (refused, no file), -1 another error
+ * (errno set). */
+int kr_unix_probe(const char *path);
+/* Bind+listen on a Unix socket path (unlinks a stale socket first; a live
+ * server there is an EADDRINUSE error). */
 int kr_unix_listen(const char *path, struct kr_err *err);
 
 #endif

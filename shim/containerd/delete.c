@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "kr/log.h"
+#include "kr/ttrpc.h"
 #include "kr/util.h"
 #include "sandbox.h"
 #include "shim.h"
@@ -108,7 +109,7 @@ static void remove_dead_socket(const struct shim_args *a, const char *group)
 		kr_warn("delete: %s", err.msg);
 		return;
 	}
-	if (lstat(sock, &st) < 0 || !S_ISSOCK(st.st_mode) || shim_socket_probe(sock) != 0)
+	if (lstat(sock, &st) < 0 || !S_ISSOCK(st.st_mode) || kr_unix_probe(sock) != 0)
 		return;
 	if (unlink(sock) < 0 && errno != ENOENT)
 		kr_warn("delete: remove dead socket %s: %s", sock, strerror(errno));

@@ -195,10 +195,6 @@ void events_flush(int timeout_ms);
 /* containerd's identifier rule (namespaces, container ids): 1..76 of
  * [A-Za-z0-9], single '.', '_' or '-' between them. */
 bool shim_id_valid(const char *s);
-/* Whether a server accepts connections on the unix socket at path, without
- * blocking: 1 yes (or its backlog is full), 0 no (refused, no file), -1 on
- * another error (errno set). */
-int shim_socket_probe(const char *path);
 
 /* rootfs.c internals: fstab-style options split as mount(8) does. */
 struct rootfs_opts {

@@ -19,14 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "kr/log.h"
+#include "kr/ttrpc.h"
 #include "kr/sha256.h"
 #include "kr/util.h"
 #include "sandbox.h"
@@ -40,7 +39,6 @@
 #define STDIN_MAX (16u << 20)		/* the options Any */
 #define STDIN_WAIT_MS 2000
 #define DAEMON_FD 3			/* where the daemon finds the listener */
-#define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* ---- identifiers and names ------------------------------------------------ */
 
@@ -195,99 +193,27 @@ void shim_group_id(const char *bundle, const char *id, char *out, size_t size)
 
 /* ---- the socket -------------------------------------------------------------- */
 
-static int unix_sockaddr(const char *path, struct sockaddr_un *sa, struct kr_err *err)
-{
-	size_t n = strlen(path);
-
-	if (n == 0 || n > UNIX_PATH_MAX)
-		return kr_err_errno(err, ENAMETOOLONG, "socket %s: %zu bytes, the limit is %zu",
-				    path, n, UNIX_PATH_MAX);
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	memcpy(sa->sun_path, path, n + 1);
-	return 0;
-}
-
-int shim_socket_probe(const char *path)
-{
-	struct sockaddr_un sa;
-	int fd, rc, e;
-
-	if (unix_sockaddr(path, &sa, NULL) < 0)
-		return -1;
-	/* Non-blocking: a hung server with a full backlog must not hang
-	 * start or delete (EAGAIN then means "someone is there"). */
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	do {
-		rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	} while (rc < 0 && errno == EINTR);
-	e = errno;
-	close(fd);
-	if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
-		return 1;
-	if (e == ECONNREFUSED || e == ENOENT)
-		return 0;
-	errno = e;
-	return -1;
-}
-
-/* Remove path if it is a socket nobody serves; anything else stays. */
-static int remove_stale(const char *path, struct kr_err *err)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : kr_err_sys(err, "stat %s", path);
-	if (!S_ISSOCK(st.st_mode))
-		return kr_err_errno(err, EADDRINUSE, "%s exists and is not a socket", path);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return kr_err_sys(err, "remove stale socket %s", path);
-	kr_debug("removed stale socket %s", path);
-	return 0;
-}
-
-/* Bind and listen on path.  *fd = the listener, or -1 when a live shim
- * already serves it (the pod's daemon runs: join it). */
+/* Listen on path; *fd = -1 (and success) when a live shim already serves
+ * it: the pod's daemon runs, join it.  A stale socket is replaced. */
 static int listen_or_join(const char *path, int *fd, struct kr_err *err)
 {
-	struct sockaddr_un sa;
-	int s, probe;
-
-	*fd = -1;
-	if (unix_sockaddr(path, &sa, err) < 0)
-		return -1;
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return kr_err_sys(err, "socket for %s", path);
-	for (int attempt = 0; bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0; attempt++) {
-		if (errno != EADDRINUSE || attempt > 0)
-			goto fail_sys;
-		probe = shim_socket_probe(path);
-		if (probe == 1) {
-			kr_debug("%s is served already: joining that shim", path);
-			close(s);
-			return 0;
-		}
-		if (probe < 0)
-			goto fail_sys;
-		if (remove_stale(path, err) < 0)
-			goto fail;
+	*fd = kr_unix_listen(path, err);
+	if (*fd < 0) {
+		if (err->errnum != EADDRINUSE || kr_unix_probe(path) != 1)
+			return -1;
+		kr_debug("%s is served already: joining that shim", path);
+		kr_err_clear(err);
+		return 0;
 	}
 	/* containerd (root) is the only client. */
-	if (chmod(path, 0600) < 0 || listen(s, 128) < 0) {
-		kr_err_sys(err, "listen on %s", path);
+	if (chmod(path, 0600) < 0) {
+		kr_err_sys(err, "chmod %s", path);
+		close(*fd);
+		*fd = -1;
 		unlink(path);
-		goto fail;
+		return -1;
 	}
-	*fd = s;
 	return 0;
-fail_sys:
-	kr_err_sys(err, "bind %s", path);
-fail:
-	close(s);
-	return -1;
 }
 
 /* ---- the address file ------------------------------------------------------ */

@@ -241,12 +241,12 @@ static void test_socket_probe(void)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/s.sock", d);
-	CHECK(shim_socket_probe(path) == 0);		/* no file */
+	CHECK(kr_unix_probe(path) == 0);		/* no file */
 	fd = kr_unix_listen(path, &err);
 	REQUIRE(fd >= 0);
-	CHECK(shim_socket_probe(path) == 1);
+	CHECK(kr_unix_probe(path) == 1);
 	close(fd);
-	CHECK(shim_socket_probe(path) == 0);		/* stale */
+	CHECK(kr_unix_probe(path) == 0);		/* stale */
 	unlink(path);
 	rm_rf(d);
 	free(d);
