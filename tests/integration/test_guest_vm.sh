@@ -16,15 +16,9 @@ BUILD=${KR_BUILD:-build}
 CTL=$BUILD/kr-agent-ctl
 . tests/lib/tap.sh
 
-for tool in qemu-system-x86_64 /usr/lib/qemu/virtiofsd; do
-	if ! command -v "$tool" >/dev/null; then
-		echo "ok 1 - guest VM # SKIP $tool not installed (apt-get install qemu-system-x86)"
-		skip=1 n=1; finish
-	fi
-done
-kernel=$(guest-kernel-config/build.sh --print-path 2>"${TMPDIR:-/tmp}/kr-kernel-build.log") || {
-	tail -20 "${TMPDIR:-/tmp}/kr-kernel-build.log"; ok 1 "guest kernel builds"; finish; }
-make -s "$BUILD/kata-initramfs.cpio.gz" BUILD="$BUILD" >/dev/null || { ok 1 "initramfs builds"; finish; }
+. tests/lib/guest.sh
+skip_all() { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n - guest VM # SKIP $1"; finish; }
+guest_setup
 
 W=$(mktemp -d /tmp/kr-vm.XXXXXX)
 qemu_pid= vfs_pid=
@@ -54,7 +48,7 @@ for _ in $(seq 100); do [ -S "$W/vfs.sock" ] && break; sleep 0.05; done
 # q35 as the libvirt backend will use; 2 vCPUs; memory shared with virtiofsd.
 qemu-system-x86_64 -M q35,accel=tcg -cpu max -m 512 -smp 2 \
 	-nographic -no-reboot -nodefaults \
-	-kernel "$kernel" -initrd "$BUILD/kata-initramfs.cpio.gz" \
+	-kernel "$kernel" -initrd "$initrd" \
 	-append "console=ttyS0 panic=-1 quiet kata_run.agent.listen=serial:agent.channel.0 kata_run.agent.share=kataShared" \
 	-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
 	-chardev socket,id=vfs,path="$W/vfs.sock" -device vhost-user-fs-pci,chardev=vfs,tag=kataShared \

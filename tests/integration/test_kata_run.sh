@@ -29,16 +29,10 @@ KR=${KATA_RUN:-$PWD/$BUILD/kata-run}	# the sanitized one under KR_BUILD=build-as
 . tests/lib/bundle.sh
 skip_all() { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n - kata-run # SKIP $1"; finish; }
 
-[ "$(id -u)" = 0 ] || skip_all "needs root"
-for tool in qemu-system-x86_64 /usr/lib/qemu/virtiofsd script; do
-	command -v "$tool" >/dev/null || skip_all "$tool not installed (apt-get install qemu-system-x86)"
-done
+. tests/lib/guest.sh
+command -v script >/dev/null || skip_all "script not installed (apt-get install bsdutils)"
 [ -x "$KR" ] || skip_all "$KR not built"
-scripts/libvirt-setup.sh --no-daemons >/dev/null || { ok 1 "scripts/libvirt-setup.sh --no-daemons"; finish; }
-kernel=$(guest-kernel-config/build.sh --print-path 2>"${TMPDIR:-/tmp}/kr-kernel-build.log") || {
-	tail -20 "${TMPDIR:-/tmp}/kr-kernel-build.log"; ok 1 "guest kernel builds"; finish; }
-make -s "$BUILD/kata-initramfs.cpio.gz" BUILD="$BUILD" >/dev/null || { ok 1 "initramfs builds"; finish; }
-initrd=$PWD/$BUILD/kata-initramfs.cpio.gz
+guest_setup --libvirt
 [ -x build/tests/probe ] || make -s build/tests/probe >/dev/null	# make_rootfs copies it
 
 RUN_TIMEOUT=${KR_RUN_TIMEOUT:-120}	# one kata-run (TCG boot ~2-5 s; loaded machines)

@@ -15,16 +15,9 @@ CTL=$BUILD/kr-agent-ctl
 . tests/lib/tap.sh
 skip_all() { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n - libvirt backend # SKIP $1"; finish; }
 
-[ "$(id -u)" = 0 ] || skip_all "needs root"
-for tool in qemu-system-x86_64 /usr/lib/qemu/virtiofsd; do
-	command -v "$tool" >/dev/null || skip_all "$tool not installed (apt-get install qemu-system-x86)"
-done
+. tests/lib/guest.sh
 [ -x "$VMCTL" ] || skip_all "$VMCTL not built"
-scripts/libvirt-setup.sh --no-daemons >/dev/null || { ok 1 "scripts/libvirt-setup.sh --no-daemons"; finish; }
-kernel=$(guest-kernel-config/build.sh --print-path 2>"${TMPDIR:-/tmp}/kr-kernel-build.log") || {
-	tail -20 "${TMPDIR:-/tmp}/kr-kernel-build.log"; ok 1 "guest kernel builds"; finish; }
-make -s "$BUILD/kata-initramfs.cpio.gz" BUILD="$BUILD" >/dev/null || { ok 1 "initramfs builds"; finish; }
-initrd=$PWD/$BUILD/kata-initramfs.cpio.gz
+guest_setup --libvirt
 
 W=$(mktemp -d /tmp/kr-lv.XXXXXX)
 ID=t$$
