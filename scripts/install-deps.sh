@@ -12,8 +12,10 @@ PKGS=(
 	clang libclang-rt-14-dev
 	# tests: busybox images, reference runtimes, containerd (the shim), helpers
 	busybox-static runc crun containerd python3 util-linux procps iproute2 file cpio binutils
-	# the guest: QEMU (ships virtiofsd); the kernel build installs its own deps
-	qemu-system-x86
+	# the VM: QEMU (ships virtiofsd) driven by libvirt (the embedded driver
+	# needs the daemon packages, not a running daemon); the guest kernel
+	# build installs its own deps (guest-kernel-config/build.sh)
+	qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )
 
 missing=()
