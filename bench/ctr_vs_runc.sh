@@ -62,20 +62,9 @@ IMG=docker.io/library/kr-busybox:latest
 me=ctr_vs_runc
 
 die() { echo "$me: $*" >&2; exit 1; }
-[[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_N=$N: expected a positive integer"
-[[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP=$WARMUP: expected an integer"
 [[ $(id -u) == 0 ]] || die "needs root (containerd, runc, the VM)"
 
-runtimes=()
-for rt in floor kata runc; do
-	[[ ,$ONLY, == *,$rt,* ]] && runtimes+=("$rt")
-done
-for w in ${ONLY//,/ }; do
-	[[ $w == floor || $w == kata || $w == runc ]] ||
-		die "BENCH_ONLY: unknown '$w' (expected floor, kata, runc)"
-done
-((${#runtimes[@]})) || die "BENCH_ONLY=$ONLY selects nothing"
-want() { [[ " ${runtimes[*]} " == *" $1 "* ]]; }
+bench_args floor kata runc
 uses_ctr() { want kata || want runc; }
 
 if (want floor || want kata) && ! command -v "$QEMU" >/dev/null; then

@@ -61,20 +61,9 @@ QEMU=${QEMU:-qemu-system-x86_64}
 me=kata_run_vs_qemu
 
 die() { echo "$me: $*" >&2; exit 1; }
-[[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_N=$N: expected a positive integer"
-[[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP=$WARMUP: expected an integer"
 [[ $(id -u) == 0 ]] || die "needs root (runc, kata-run and mknod for the floor initramfs)"
 
-runtimes=()
-for rt in floor kata runc; do
-	[[ ,$ONLY, == *,$rt,* ]] && runtimes+=("$rt")
-done
-for w in ${ONLY//,/ }; do
-	[[ $w == floor || $w == kata || $w == runc ]] ||
-		die "BENCH_ONLY: unknown '$w' (expected floor, kata, runc)"
-done
-((${#runtimes[@]})) || die "BENCH_ONLY=$ONLY selects nothing"
-want() { [[ " ${runtimes[*]} " == *" $1 "* ]]; }
+bench_args floor kata runc
 
 if (want floor || want kata) && ! command -v "$QEMU" >/dev/null; then
 	echo "$me: SKIP: $QEMU not installed (apt-get install qemu-system-x86)"

@@ -7,6 +7,24 @@
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+# bench_args RUNTIME...: check BENCH_N (N) and BENCH_WARMUP (WARMUP); set
+# runtimes to the RUNTIMEs that BENCH_ONLY (ONLY, comma-separated) names;
+# want RT then says whether RT runs.
+bench_args() {
+	local rt w all=" $* " list="$*"
+	[[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_N=$N: expected a positive integer"
+	[[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP=$WARMUP: expected an integer"
+	runtimes=()
+	for rt in "$@"; do
+		[[ ,$ONLY, == *,$rt,* ]] && runtimes+=("$rt")
+	done
+	for w in ${ONLY//,/ }; do
+		[[ $all == *" $w "* ]] || die "BENCH_ONLY: unknown '$w' (expected ${list// /, })"
+	done
+	((${#runtimes[@]})) || die "BENCH_ONLY=$ONLY selects nothing"
+}
+want() { [[ " ${runtimes[*]} " == *" $1 "* ]]; }
+
 # floor_prepare KERNEL QEMU: the floor is a bare QEMU boot of KERNEL with an
 # initramfs whose /init (floor_init.c) powers off at once, on the machine
 # libvirt makes for kata-run (hypervisor/libvirt_xml.c as libvirt turns it
