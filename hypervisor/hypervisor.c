@@ -10,26 +10,37 @@
 #include "kr/log.h"
 #include "kr/util.h"
 
-#define HV_BASE_CMDLINE "console=ttyS0 panic=-1 quiet " \
-	"kata_run.agent.listen=serial:" HV_AGENT_PORT " kata_run.agent.share=" HV_SHARE_TAG
+#define HV_BASE_CMDLINE "console=ttyS0 panic=-1 quiet"
+
+/* auto: the built-in VMM where KVM can run a standard guest and kata-vmm
+ * is installed; libvirt (QEMU, KVM or TCG) everywhere else. */
+static const struct hv_ops *hypervisor_auto(void)
+{
+	char vmm[4096];
+	const char *why;
+
+	if (hv_detect_accel(NULL, &why) != HV_ACCEL_KVM) {
+		kr_debug("hypervisor auto: libvirt (%s)", why);
+		return &hv_libvirt_ops;
+	}
+	if (hv_find_vmm(vmm, sizeof(vmm)) < 0) {
+		kr_debug("hypervisor auto: libvirt (kata-vmm is not installed)");
+		return &hv_libvirt_ops;
+	}
+	kr_debug("hypervisor auto: kvm (%s)", vmm);
+	return &hv_kvm_ops;
+}
 
 const struct hv_ops *hypervisor_open(const char *name, struct kr_err *err)
 {
-	if (!name || !*name || strcmp(name, "auto") == 0) {
-		/* The built-in VMM is not built yet: libvirt serves both
-		 * KVM and TCG hosts meanwhile. */
-		kr_debug("hypervisor auto: libvirt");
-		return &hv_libvirt_ops;
-	}
+	if (!name || !*name || strcmp(name, "auto") == 0)
+		return hypervisor_auto();
 	if (strcmp(name, "libvirt") == 0)
 		return &hv_libvirt_ops;
 	if (strcmp(name, "mock") == 0)
 		return &hv_mock_ops;
-	if (strcmp(name, "kvm") == 0) {
-		kr_err_set(err, KR_UNIMPLEMENTED,
-			   "hypervisor \"kvm\": the built-in VMM is not built yet; use \"libvirt\" or \"auto\"");
-		return NULL;
-	}
+	if (strcmp(name, "kvm") == 0)
+		return &hv_kvm_ops;
 	kr_err_set(err, KR_INVALID_ARGUMENT,
 		   "unknown hypervisor \"%.64s\" (expected auto, libvirt, kvm or mock)", name);
 	return NULL;
@@ -134,13 +145,20 @@ int hv_config_validate(const struct hv_config *cfg, struct kr_err *err)
 	return 0;
 }
 
-int hv_cmdline(const struct hv_config *cfg, char *buf, size_t size, struct kr_err *err)
+int hv_cmdline_for(const struct hv_config *cfg, const char *agent_listen,
+		   const char *backend_args, char *buf, size_t size, struct kr_err *err)
 {
 	const char *extra = cfg->cmdline_extra;
 
-	if (extra && *extra)
-		return kr_snprintf(buf, size, "%s %s", HV_BASE_CMDLINE, extra) < 0
-			? kr_err_set(err, KR_INVALID_ARGUMENT, "kernel command line too long") : 0;
-	return kr_snprintf(buf, size, "%s", HV_BASE_CMDLINE) < 0
-		? kr_err_set(err, KR_INVALID_ARGUMENT, "kernel command line too long") : 0;
+	if (kr_snprintf(buf, size, "%s%s%s kata_run.agent.listen=%s kata_run.agent.share=%s%s%s",
+			HV_BASE_CMDLINE, backend_args && *backend_args ? " " : "",
+			backend_args ? backend_args : "", agent_listen, HV_SHARE_TAG,
+			extra && *extra ? " " : "", extra && *extra ? extra : "") < 0)
+		return kr_err_set(err, KR_INVALID_ARGUMENT, "kernel command line too long");
+	return 0;
+}
+
+int hv_cmdline(const struct hv_config *cfg, char *buf, size_t size, struct kr_err *err)
+{
+	return hv_cmdline_for(cfg, "serial:" HV_AGENT_PORT, NULL, buf, size, err);
 }

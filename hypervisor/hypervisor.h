@@ -48,6 +48,7 @@ struct hv_config {
 	const char *state_dir;		/* NULL -> HV_STATE_ROOT/<id>; removed by destroy */
 	const char *virtiofsd;		/* NULL -> HV_VIRTIOFSD */
 	const char *uri;		/* libvirt only; NULL -> embed (see libvirt.c) */
+	const char *vmm;		/* kvm only: kata-vmm; NULL -> hv_find_vmm() */
 };
 
 struct hv_vm;
@@ -75,8 +76,9 @@ struct hv_ops {
 	int (*pid)(const struct hv_vm *vm);
 };
 
-/* "auto" (= libvirt for now), "libvirt", "kvm" (not built yet), "mock".
- * NULL or "" mean "auto". */
+/* "auto" (kvm where /dev/kvm runs a standard guest and kata-vmm is
+ * installed, else libvirt), "libvirt", "kvm", "mock".  NULL or "" mean
+ * "auto". */
 const struct hv_ops *hypervisor_open(const char *name, struct kr_err *err);
 
 /* Whether a standard guest kernel can use KVM here: not when /dev/kvm is
@@ -91,13 +93,24 @@ const char *hv_accel_name(enum hv_accel a);
 int hv_config_validate(const struct hv_config *cfg, struct kr_err *err);
 bool hv_id_valid(const char *id);
 
-/* The full guest command line: the base line (console, agent channel,
- * share) then cfg->cmdline_extra. */
+/* The full guest command line: the base line (console, panic), the
+ * backend's own arguments, the agent's channel and share, then
+ * cfg->cmdline_extra.  hv_cmdline: the libvirt backend's (agent on the
+ * virtio-serial port). */
 int hv_cmdline(const struct hv_config *cfg, char *buf, size_t size, struct kr_err *err);
+int hv_cmdline_for(const struct hv_config *cfg, const char *agent_listen,
+		   const char *backend_args, char *buf, size_t size, struct kr_err *err);
+/* The kvm backend's kernel arguments: reboot through the i8042 (kata-vmm
+ * ends the VM there); no PCI and no ACPI to probe. */
+#define HV_KVM_CMDLINE "reboot=k pci=off acpi=off"
+/* Path of kata-vmm: next to this program, else /usr/local/bin, /usr/bin.
+ * -1 if not found. */
+int hv_find_vmm(char *buf, size_t size);
 
 /* ---- backends -------------------------------------------------------- */
 extern const struct hv_ops hv_libvirt_ops;
 extern const struct hv_ops hv_mock_ops;
+extern const struct hv_ops hv_kvm_ops;		/* kvm_backend.c: kata-vmm */
 
 /* libvirt domain XML (libvirt_xml.c): a pure function for unit tests.
  * Paths are the resolved ones.  Returns a malloc'd string or NULL + err. */

@@ -41,10 +41,7 @@ static void test_open(void)
 	CHECK(hypervisor_open("", &err) == &hv_libvirt_ops);
 	CHECK(hypervisor_open("libvirt", &err) == &hv_libvirt_ops);
 	CHECK(hypervisor_open("mock", &err) == &hv_mock_ops);
-	CHECK(hypervisor_open("kvm", &err) == NULL);
-	CHECK_CONTAINS(err.msg, "not built yet");
-	CHECK(err.code == KR_UNIMPLEMENTED);
-	kr_err_clear(&err);
+	CHECK(hypervisor_open("kvm", &err) == &hv_kvm_ops);
 	CHECK(hypervisor_open("xen", &err) == NULL);
 	CHECK_CONTAINS(err.msg, "unknown hypervisor \"xen\"");
 	CHECK(err.code == KR_INVALID_ARGUMENT);
@@ -139,6 +136,73 @@ static void test_cmdline(void)
 	CHECK(hv_cmdline(&c, buf, sizeof(buf), &err) == 0);
 	CHECK(strstr(buf, "kataShared debug x=1") != NULL);
 	CHECK(hv_cmdline(&c, buf, 20, &err) < 0);
+	/* The kvm backend's line: its own arguments, the agent on vsock. */
+	CHECK(hv_cmdline_for(&c, "vsock:1024", HV_KVM_CMDLINE, buf, sizeof(buf), &err) == 0);
+	CHECK_STREQ(buf, "console=ttyS0 panic=-1 quiet reboot=k pci=off acpi=off "
+		    "kata_run.agent.listen=vsock:1024 kata_run.agent.share=kataShared debug x=1");
+}
+
+/* The kvm backend with a stand-in for kata-vmm: a script that records its
+ * arguments, creates the vsock socket path and waits. */
+static void test_kvm_backend(void)
+{
+	char dir[] = "/tmp/kr-hv-kvm-XXXXXX", vmm[128], state[160], args[160], sock[200];
+	struct hv_config c = { .id = "kvm1", .kernel = kernel, .initrd = initrd };
+	struct kr_err err = { 0 };
+	struct hv_vm *vm = NULL;
+	kr_cleanup_free char *text = NULL;
+	size_t len;
+	struct stat st;
+	FILE *f;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(vmm, sizeof(vmm), "%s/fake-vmm", dir);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(args, sizeof(args), "%s/args", dir);
+	snprintf(sock, sizeof(sock), "%s/vsock.sock", state);
+	c.state_dir = state;
+
+	/* No kata-vmm at the given path: a clear error, nothing made. */
+	c.vmm = vmm;
+	CHECK(hv_kvm_ops.create(&c, &vm, &err) < 0);
+	CHECK_CONTAINS(err.msg, "fake-vmm");
+	CHECK(stat(state, &st) != 0);
+
+	f = fopen(vmm, "w");
+	fprintf(f, "#!/bin/sh\nprintf '%%s\\n' \"$@\" > %s\n: > %s\nexec sleep 30\n", args, sock);
+	fclose(f);
+	chmod(vmm, 0755);
+	kr_err_clear(&err);
+	CHECK(hv_kvm_ops.create(&c, &vm, &err) == 0);
+	CHECK(hv_kvm_ops.start(vm, &err) == 0);
+	CHECK(hv_kvm_ops.pid(vm) > 0);
+	CHECK(hv_kvm_ops.wait(vm, 50, &err) == 0);
+	CHECK_CONTAINS(hv_kvm_ops.agent_socket(vm), "hvsock:");
+	CHECK_CONTAINS(hv_kvm_ops.agent_socket(vm), "/state/vsock.sock:1024");
+	CHECK(kr_read_file(args, 1 << 16, &text, &len, &err) == 0);
+	CHECK_CONTAINS(text, "--vsock\n3,");
+	CHECK_CONTAINS(text, "kata_run.agent.listen=vsock:1024");
+	CHECK_CONTAINS(text, "reboot=k");
+	CHECK_CONTAINS(text, "--initrd\n");
+	CHECK_CONTAINS(text, "--rng\n");
+	CHECK(hv_kvm_ops.destroy(vm, &err) == 0);
+	CHECK(hv_kvm_ops.wait(vm, 0, &err) == 1);
+	CHECK(hv_kvm_ops.pid(vm) == 0);
+	CHECK(stat(state, &st) != 0);
+	hv_kvm_ops.free(vm);
+
+	/* A VMM that dies at once: start fails and says so. */
+	f = fopen(vmm, "w");
+	fprintf(f, "#!/bin/sh\necho 'no KVM here' >&2\nexit 1\n");
+	fclose(f);
+	CHECK(hv_kvm_ops.create(&c, &vm, &err) == 0);
+	CHECK(hv_kvm_ops.start(vm, &err) < 0);
+	CHECK_CONTAINS(err.msg, "kata-vmm exited");
+	CHECK_CONTAINS(err.msg, "vmm.log");
+	CHECK(hv_kvm_ops.destroy(vm, &err) == 0);
+	CHECK(stat(state, &st) != 0);
+	hv_kvm_ops.free(vm);
+	kr_rm_rf(dir, NULL);
 }
 
 static void test_escape(void)
@@ -383,6 +447,7 @@ int main(void)
 	KR_TEST(test_xml_escaping);
 	KR_TEST(test_mock);
 	KR_TEST(test_libvirt_bad_input);
+	KR_TEST(test_kvm_backend);
 	kr_rm_rf(tmp, NULL);
 	return kr_test_done();
 }
