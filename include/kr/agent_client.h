@@ -16,7 +16,9 @@
 
 struct agent_client;
 
-/* addr: "unix:PATH" or a plain socket path.  Retries until the agent
+/* addr: "unix:PATH", a plain socket path, or "hvsock:PATH:PORT" (kata-vmm's
+ * hybrid vsock: connect to PATH, send "CONNECT PORT\n", expect "OK ...\n",
+ * then the stream reaches the guest's vsock port).  Retries until the agent
  * accepts or connect_timeout_ms passes (it may still be starting). */
 struct agent_client *agent_client_connect(const char *addr,
 					  int connect_timeout_ms,

@@ -1,5 +1,8 @@
 /* Host-side agent client: see include/kr/agent_client.h. */
 #include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +29,68 @@ struct agent_client *agent_client_from_fd(int fd, struct kr_err *err)
 	return c;
 }
 
+/* The hybrid-vsock handshake on a connected socket: "CONNECT <port>\n",
+ * answered "OK <host port>\n" once the guest accepted.  The VMM closes
+ * the socket when nothing listens on the port (yet). */
+static int hvsock_handshake(int fd, unsigned port, int timeout_ms, struct kr_err *err)
+{
+	char line[64];
+	size_t n = 0;
+	uint64_t deadline = kr_now_ms() + (uint64_t)timeout_ms;
+
+	snprintf(line, sizeof(line), "CONNECT %u\n", port);
+	if (kr_write_full(fd, line, strlen(line)) < 0)
+		return kr_err_sys(err, "hybrid vsock: send CONNECT %u", port);
+	/* One byte at a time: what follows the line is the agent's stream. */
+	while (n < sizeof(line) - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int64_t left = (int64_t)(deadline - kr_now_ms());
+		ssize_t r;
+
+		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+			return kr_err_set(err, KR_DEADLINE_EXCEEDED,
+					  "hybrid vsock: no answer to CONNECT %u", port);
+		r = read(fd, line + n, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return kr_err_set(err, KR_UNAVAILABLE,
+					  "hybrid vsock: nothing listens on guest port %u (yet)", port);
+		if (line[n++] == '\n')
+			break;
+	}
+	line[n] = 0;
+	if (strncmp(line, "OK ", 3) != 0)
+		return kr_err_set(err, KR_UNAVAILABLE, "hybrid vsock: unexpected answer \"%.32s\"", line);
+	return 0;
+}
+
+/* "hvsock:PATH:PORT" -> a connected, handshaken fd. */
+static int hvsock_connect(const char *addr, int timeout_ms, struct kr_err *err)
+{
+	const char *colon = strrchr(addr, ':');
+	char path[108];
+	unsigned long port;
+	char *end;
+	int fd;
+
+	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(path))
+		return kr_err_set(err, KR_INVALID_ARGUMENT, "agent address hvsock:%s: expected PATH:PORT", addr);
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port > UINT32_MAX)
+		return kr_err_set(err, KR_INVALID_ARGUMENT, "agent address hvsock:%s: bad port", addr);
+	memcpy(path, addr, (size_t)(colon - addr));
+	path[colon - addr] = 0;
+	fd = kr_unix_connect(path, err);
+	if (fd < 0)
+		return -1;
+	if (hvsock_handshake(fd, (unsigned)port, timeout_ms, err) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 struct agent_client *agent_client_connect(const char *addr,
 					  int connect_timeout_ms,
 					  struct kr_err *err)
@@ -34,8 +99,11 @@ struct agent_client *agent_client_connect(const char *addr,
 	uint64_t deadline = kr_now_ms() + (uint64_t)connect_timeout_ms;
 	int fd;
 
+	bool hvsock = strncmp(addr, "hvsock:", 7) == 0;
+
 	for (;;) {
-		fd = kr_unix_connect(path, err);
+		fd = hvsock ? hvsock_connect(addr + 7, connect_timeout_ms > 1000 ? 1000 : connect_timeout_ms, err)
+			    : kr_unix_connect(path, err);
 		if (fd >= 0)
 			return agent_client_from_fd(fd, err);
 		if (kr_now_ms() >= deadline)

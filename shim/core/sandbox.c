@@ -499,9 +499,22 @@ static int wait_for_agent(struct kr_sandbox *sb, volatile sig_atomic_t *cancel, 
 	uint64_t deadline = kr_now_ms() + (uint64_t)sb->cfg->boot_timeout_s * 1000;
 	KataRun__Agent__V1__Empty req = KATA_RUN__AGENT__V1__EMPTY__INIT;
 
-	sb->agent = agent_client_connect(sb->ops->agent_socket(sb->vm), 5000, err);
-	if (!sb->agent)
-		return kr_err_wrap(err, "connect to the agent channel");
+	/* The channel may only open once the guest listens (kvm backend's
+	 * hybrid vsock): keep trying, but stay cancellable. */
+	for (;;) {
+		struct kr_err e = { 0 };
+
+		sb->agent = agent_client_connect(sb->ops->agent_socket(sb->vm), 200, &e);
+		if (sb->agent)
+			break;
+		if (cancel && *cancel)
+			return kr_err_set(err, KR_CANCELED, "interrupted by signal %d while the VM booted",
+					  (int)*cancel);
+		if (!kr_sandbox_vm_alive(sb))
+			return boot_error(sb, err, "the VM stopped before its agent answered");
+		if (kr_now_ms() >= deadline)
+			return boot_error(sb, err, "connect to the agent channel: %s", e.msg);
+	}
 	for (;;) {
 		ProtobufCMessage *resp = NULL;
 		struct kr_err e = { 0 };
