@@ -276,3 +276,30 @@ char *kr_xstrdup(const char *s)
 		abort();
 	return p;
 }
+
+/* A process's start time (field 22 of /proc/PID/stat, so that a reused
+ * pid is not taken for the owner) and whether it is gone: a killed owner
+ * stays a zombie until its parent (often init, which may reap late)
+ * collects it, and counts as dead.  Returns the start time, 0 if the
+ * process is gone or unreadable. */
+unsigned long long kr_proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024], *p, state;
+	unsigned long long start = 0;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = (int)read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the command name may hold spaces */
+	if (!p || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			 &state, &start) != 2 || state == 'Z' || state == 'X' || state == 'x')
+		return 0;
+	return start;
+}

@@ -52,6 +52,10 @@ void kr_deadline_ms(struct timespec *ts, clockid_t clock, unsigned ms);
 
 /* Monotonic clock in milliseconds / nanoseconds. */
 uint64_t kr_now_ms(void);
+/* Start time of a live process (field 22 of /proc/PID/stat), so that a
+ * reused pid is not taken for the one recorded; 0 if it is gone, a zombie
+ * or unreadable. */
+unsigned long long kr_proc_start_time(pid_t pid);
 uint64_t kr_now_ns(void);
 
 /* calloc/strdup that abort on out-of-memory: a small allocation failing means

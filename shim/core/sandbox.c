@@ -52,33 +52,6 @@ static int sandbox_paths(const struct kr_config *cfg, const char *id, char *dir,
 	return 0;
 }
 
-/* A process's start time (field 22 of /proc/PID/stat, so that a reused
- * pid is not taken for the owner) and whether it is gone: a killed owner
- * stays a zombie until its parent (often init, which may reap late)
- * collects it, and counts as dead.  Returns the start time, 0 if the
- * process is gone or unreadable. */
-static unsigned long long proc_live_start(pid_t pid)
-{
-	char path[64], buf[1024], *p, state;
-	unsigned long long start = 0;
-	int fd, n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = (int)read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');	/* the command name may hold spaces */
-	if (!p || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-			 &state, &start) != 2 || state == 'Z' || state == 'X' || state == 'x')
-		return 0;
-	return start;
-}
-
 static int write_owner(const char *dir, struct kr_err *err)
 {
 	char path[PATH_MAX], line[64];
@@ -89,7 +62,7 @@ static int write_owner(const char *dir, struct kr_err *err)
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return kr_err_sys(err, "create %s", path);
-	snprintf(line, sizeof(line), "%d %llu\n", (int)getpid(), proc_live_start(getpid()));
+	snprintf(line, sizeof(line), "%d %llu\n", (int)getpid(), kr_proc_start_time(getpid()));
 	r = kr_write_full(fd, line, strlen(line));
 	close(fd);
 	return r < 0 ? kr_err_sys(err, "write %s", path) : 0;
@@ -107,7 +80,7 @@ static pid_t live_owner(const char *dir)
 	    kr_read_file(path, 256, &text, NULL, NULL) < 0 ||
 	    sscanf(text, "%d %llu", &pid, &start) != 2 || pid <= 0)
 		return 0;
-	now = pid == getpid() ? 0 : proc_live_start(pid);
+	now = pid == getpid() ? 0 : kr_proc_start_time(pid);
 	return now && now == start ? pid : 0;
 }
 
