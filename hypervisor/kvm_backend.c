@@ -19,6 +19,7 @@
 
 #include "hypervisor.h"
 #include "kr/log.h"
+#include "kr/ttrpc.h"
 #include "kr/util.h"
 
 #define KVM_AGENT_PORT 1024
@@ -105,6 +106,10 @@ static int kvm_create(const struct hv_config *cfg, struct hv_vm **out, struct kr
 
 	if (hv_config_validate(cfg, err) < 0)
 		return kr_err_wrap(err, "kvm: create VM %.64s", cfg && cfg->id ? cfg->id : "");
+	if (!cfg->vmm && access("/dev/kvm", R_OK | W_OK) != 0)
+		return kr_err_sys(err, "kvm: create VM %s: /dev/kvm (the kvm backend needs KVM, "
+				  "i.e. hardware virtualization; hypervisor \"libvirt\" runs QEMU, "
+				  "with TCG where KVM is missing)", cfg->id);
 	vm = kr_xcalloc(1, sizeof(*vm));
 	snprintf(vm->id, sizeof(vm->id), "%s", cfg->id);
 	vm->vcpus = cfg->vcpus ? cfg->vcpus : 1;
@@ -147,9 +152,10 @@ fail:
 }
 
 /* fork + exec argv with stdin on /dev/null and stdout+stderr appended to
- * log; the child gets its own process group so that a terminal's Ctrl-C
- * reaches only the runtime, which then stops the VM in order. */
-static pid_t spawn(char *const argv[], const char *log, struct kr_err *err)
+ * log, pass_fd (if >= 0) as fd 3; the child gets its own process group so
+ * that a terminal's Ctrl-C reaches only the runtime, which then stops the
+ * VM in order. */
+static pid_t spawn(char *const argv[], const char *log, int pass_fd, struct kr_err *err)
 {
 	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	pid_t pid;
@@ -168,7 +174,8 @@ static pid_t spawn(char *const argv[], const char *log, struct kr_err *err)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setpgid(0, 0);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ||
+		    (pass_fd >= 0 && dup2(pass_fd, 3) < 0))
 			_exit(127);
 		execv(argv[0], argv);
 		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
@@ -185,7 +192,9 @@ static int write_pid(const struct kvm_vm *vm, const char *name, pid_t pid, struc
 
 	snprintf(path, sizeof(path), "%s/%s", vm->state_dir, name);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || dprintf(fd, "%d\n", (int)pid) < 0) {
+	/* With the start time: cleanup must not kill a process that merely
+	 * got the same pid later. */
+	if (fd < 0 || dprintf(fd, "%d %llu\n", (int)pid, kr_proc_start_time(pid)) < 0) {
 		kr_err_sys(err, "write %s", path);
 		if (fd >= 0)
 			close(fd);
@@ -213,23 +222,26 @@ static int wait_socket(const char *path, pid_t pid, const char *what, struct kr_
 	return 0;
 }
 
+/* virtiofsd gets its listening socket ready-made (--fd): kata-vmm can
+ * connect at once, and virtiofsd leaves no pid file in /run/virtiofsd. */
 static int start_virtiofsd(struct kvm_vm *vm, struct kr_err *err)
 {
-	char sock[160], src[PATH_MAX + 16], log[PATH_MAX + 16];
-	char *argv[] = { vm->virtiofsd, sock, "-o", src, "-o", "cache=none",
-			 "--sandbox=chroot", NULL };
+	char src[PATH_MAX + 16], log[PATH_MAX + 16];
+	char *argv[] = { vm->virtiofsd, "--fd=3", "-o", src, "-o", "cache=none",
+			 "-o", "sandbox=chroot", NULL };
+	int lfd = kr_unix_listen(vm->vfs_sock, err);
 
-	snprintf(sock, sizeof(sock), "--socket-path=%s", vm->vfs_sock);
+	if (lfd < 0)
+		return kr_err_wrap(err, "virtiofsd socket");
 	snprintf(src, sizeof(src), "source=%s", vm->shared_dir);
 	snprintf(log, sizeof(log), "%s/virtiofsd.log", vm->state_dir);
-	vm->vfs_pid = spawn(argv, log, err);
+	vm->vfs_pid = spawn(argv, log, lfd, err);
+	close(lfd);
 	if (vm->vfs_pid < 0) {
 		vm->vfs_pid = 0;
 		return -1;
 	}
-	if (write_pid(vm, "virtiofsd.pid", vm->vfs_pid, err) < 0)
-		return -1;
-	return wait_socket(vm->vfs_sock, vm->vfs_pid, "virtiofsd", err);
+	return write_pid(vm, "virtiofsd.pid", vm->vfs_pid, err);
 }
 
 static int start_vmm(struct kvm_vm *vm, struct kr_err *err)
@@ -264,7 +276,7 @@ static int start_vmm(struct kvm_vm *vm, struct kr_err *err)
 		argv[n++] = "debug";
 	}
 	argv[n] = NULL;
-	vm->vmm_pid = spawn(argv, log, err);
+	vm->vmm_pid = spawn(argv, log, -1, err);
 	if (vm->vmm_pid < 0) {
 		vm->vmm_pid = 0;
 		return -1;
@@ -281,10 +293,23 @@ static int kvm_start(struct hv_vm *v, struct kr_err *err)
 	if (vm->vmm_pid)
 		return kr_err_set(err, KR_FAILED_PRECONDITION, "kvm: VM %s already started", vm->id);
 	if ((vm->shared_dir && start_virtiofsd(vm, err) < 0) || start_vmm(vm, err) < 0) {
-		char log[PATH_MAX + 16];
+		char log[PATH_MAX + 16], tail[512] = "";
+		kr_cleanup_free char *text = NULL;
+		size_t len = 0;
 
+		/* The VMM's own last words say why (no KVM, a bad kernel). */
 		snprintf(log, sizeof(log), "%s/vmm.log", vm->state_dir);
-		return kr_err_wrap(err, "kvm: start VM %s (VMM log: %s)", vm->id, log);
+		if (kr_read_file(log, 1 << 20, &text, &len, NULL) == 0 && len) {
+			const char *t = len > sizeof(tail) - 1 ? text + len - (sizeof(tail) - 1) : text;
+
+			snprintf(tail, sizeof(tail), "%s", t);
+			tail[strcspn(tail, "\0")] = 0;
+			for (char *p = tail + strlen(tail); p > tail && p[-1] == '\n';)
+				*--p = 0;
+		}
+		kr_err_wrap(err, "kvm: start VM %s (VMM log %s%s%s)", vm->id, log,
+			    tail[0] ? ": " : "", tail);
+		return -1;
 	}
 	kr_debug("kvm: VM %s: kata-vmm pid %d, virtiofsd pid %d", vm->id, (int)vm->vmm_pid,
 		 (int)vm->vfs_pid);
@@ -353,27 +378,23 @@ static int kvm_destroy(struct hv_vm *v, struct kr_err *err)
 	return 0;
 }
 
-/* Kill pid from pidfile only if it still is a process of this VM: its
- * command line names the state dir (pids are reused). */
+/* Kill the process a pid file names if it still is that process (same
+ * start time: pids are reused). */
 static bool kill_if_ours(const char *state_dir, const char *pidfile)
 {
 	char path[PATH_MAX + 32];
-	kr_cleanup_free char *text = NULL, *cmdline = NULL;
+	kr_cleanup_free char *text = NULL;
+	unsigned long long start;
 	size_t len;
 	int pid;
 
 	snprintf(path, sizeof(path), "%s/%s", state_dir, pidfile);
-	if (kr_read_file(path, 64, &text, &len, NULL) < 0 || sscanf(text, "%d", &pid) != 1 || pid <= 1)
+	if (kr_read_file(path, 64, &text, &len, NULL) < 0 ||
+	    sscanf(text, "%d %llu", &pid, &start) != 2 || pid <= 1 || start == 0 ||
+	    kr_proc_start_time(pid) != start)
 		return false;
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	if (kr_read_file(path, 1 << 16, &cmdline, &len, NULL) < 0)
-		return false;
-	for (size_t i = 0; i < len; i += strlen(cmdline + i) + 1)
-		if (strstr(cmdline + i, state_dir)) {
-			kill(pid, SIGKILL);
-			return true;
-		}
-	return false;
+	kill(pid, SIGKILL);
+	return true;
 }
 
 static int kvm_cleanup(const struct hv_config *cfg, struct kr_err *err)
