@@ -101,6 +101,17 @@ static void check_kvm(struct check *c)
 		     "slow boot: raise boot_timeout_s)");
 }
 
+/* The built-in VMM's program, needed by the kvm backend only. */
+static void check_vmm(struct check *c)
+{
+	char vmm[PATH_MAX];
+	bool found = hv_find_vmm(vmm, sizeof(vmm)) == 0;
+
+	item(c, found, !c->libvirt, "kata-vmm", "make (build/kata-vmm) or make install",
+	     found ? "%s" : "not found next to kata-run nor in /usr/local/bin, /usr/bin%s",
+	     found ? vmm : (c->libvirt ? " (only the kvm backend needs it)" : ""));
+}
+
 static void check_libvirt(struct check *c)
 {
 	unsigned long v = 0;
@@ -262,6 +273,7 @@ int cmd_check(struct kr_cli *cli, int argc, char **argv)
 	check_root(&c);
 	check_backend(&c);
 	check_kvm(&c);
+	check_vmm(&c);
 	check_libvirt(&c);
 	check_programs(&c);
 	check_guest(&c, cli->exe_dir);

@@ -46,7 +46,8 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 
 static const struct key keys[] = {
 	STR(hypervisor, hypervisors, 0,
-	    "VM backend: auto (= libvirt today), libvirt, or kvm (not built yet)."),
+	    "VM backend: auto (kvm where /dev/kvm runs a standard guest and kata-vmm is\n"
+	    "installed, else libvirt), libvirt, or kvm (the built-in VMM, kata-vmm)."),
 	STR(kernel, NULL, KEY_PATH_OR_EMPTY,
 	    "Guest kernel (absolute path). \"\" = search next to kata-run, then\n"
 	    "<prefix>/share/kata-run/, then /usr/share/kata-run/ for " KR_KERNEL_NAME "."),
