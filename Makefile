@@ -114,13 +114,21 @@ $(BUILD)/kr-vmctl: $(BUILD)/hypervisor/vmctl.o $(LIBHV) $(LIBKR)
 $(BUILD)/tests/test_hypervisor: $(BUILD)/tests/unit/test_hypervisor.o $(LIBHV) $(LIBKR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(HV_LIBS)
 
-# hypervisor/kvm/: the built-in VMM (issue 4); so far guest memory and the
-# virtqueue walker, unit-tested and fuzzed, not yet a backend.
-KVM_SRCS := $(wildcard hypervisor/kvm/*.c)
-KVM_OBJS := $(KVM_SRCS:%.c=$(BUILD)/%.o)
-$(BUILD)/tests/unit/test_virtqueue.o: CPPFLAGS += -Ihypervisor/kvm
-$(BUILD)/tests/test_virtqueue: $(BUILD)/tests/unit/test_virtqueue.o $(KVM_OBJS) $(LIBKR)
-	$(CC) $(LDFLAGS) -o $@ $^
+# hypervisor/kvm/: the built-in VMM (issue 4), the kata-vmm program: its
+# parts in libkr-vmm.a (unit-tested and fuzzed one by one), main.c on top.
+# Unit tests named test_vmm_* (and test_virtqueue) link against it.
+VMM_SRCS := $(filter-out hypervisor/kvm/main.c,$(wildcard hypervisor/kvm/*.c))
+VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
+LIBVMM := $(BUILD)/libkr-vmm.a
+VMM_LIBS := -lseccomp
+$(LIBVMM): $(VMM_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/kata-vmm: $(BUILD)/hypervisor/kvm/main.o $(LIBVMM) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LIBS)
+VMM_TESTS := $(filter $(BUILD)/tests/test_vmm_% $(BUILD)/tests/test_virtqueue,$(UNIT_BINS))
+$(VMM_TESTS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.o): CPPFLAGS += -Ihypervisor/kvm
+$(VMM_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBVMM) $(LIBKR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LIBS)
 
 $(LIBRUNTIME): $(RUNTIME_OBJS)
 	@rm -f $@; ar rcs $@ $^
@@ -150,6 +158,9 @@ $(BUILD)/tests/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -D_GNU_SOURCE -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter $(if $(WERROR),-Werror) -static -o $@ $<
 
+# The freestanding test guest the VMM tests boot (tests/guest/).
+-include tests/guest/guest.mk
+
 # Guest kernel: built and cached outside the tree, keyed by a hash of its
 # inputs (guest-kernel-config/README.md).  Tests ask build.sh for the path.
 # $(BUILD)/bzImage links to the cached kernel: kata-run run from the build
@@ -176,7 +187,7 @@ fuzz: $(GEN_HDRS)
 	for f in $(FUZZ_SRCS); do \
 	  n=$$(basename $$f .c); \
 	  clang $(CPPFLAGS) -Ihypervisor/kvm -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) $(AGENT_SRCS) $(KVM_SRCS) $(GEN)/agent.pb.c \
+	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRCS) $(AGENT_SRCS) $(VMM_SRCS) $(GEN)/agent.pb.c \
 	    $(AGENT_LIBS) -pthread || exit 1; \
 	done
 

@@ -1,0 +1,214 @@
+/* virtio-mmio (version 2) transport: the register window of one device, the
+ * status and feature handshake, queue set-up, and the glue between a
+ * device model and its virtqueues, kick eventfds and interrupt line.
+ * ../shared/specs/microvm.md section 4.
+ *
+ * A device model (virtio_rng.c, virtio_blk.c, virtio_vsock.c, virtio_fs.c,
+ * virtio_net.c) fills a struct virtio_dev_ops and calls virtio_dev_init();
+ * the VMM maps the window with bus_register(..., virtio_mmio_rw, dev) and
+ * announces it with virtio_mmio_cmdline().
+ *
+ * Threads and locking: MMIO accesses arrive on vCPU threads, kicks and the
+ * device's own host fds on the I/O thread (evloop.h).  d->lock serialises
+ * them: every ops callback is called with it held, and a device's own
+ * evloop handlers take it with virtio_dev_lock() before touching the device
+ * or its queues.
+ *
+ * Kicks: one eventfd per queue.  With hooks->ioeventfd (KVM_IOEVENTFD) the
+ * guest's write of q to QueueNotify signals kick_fd[q] in the kernel without
+ * a VM exit; without it (unit tests) the MMIO handler signals it.  Unless
+ * the device set d->external_queues (vhost-user: the backend polls the kick
+ * fds), the transport watches the kick fds of ready queues from DRIVER_OK
+ * until reset and calls ops->queue_notify(d, q).
+ *
+ * Interrupts: irq_fd is an eventfd; a write raises the device's line (the
+ * VMM binds it to the GSI with KVM_IRQFD; tests read it). */
+#ifndef KR_VMM_VIRTIO_MMIO_H
+#define KR_VMM_VIRTIO_MMIO_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kr/error.h"
+#include "evloop.h"
+#include "guest_mem.h"
+#include "virtqueue.h"
+
+#define VIRTIO_MMIO_WINDOW 0x1000u
+#define VIRTIO_MAX_QUEUES 8u
+
+/* Register offsets (spec 4.2.2). */
+#define VIRTIO_MMIO_MAGIC		0x000
+#define VIRTIO_MMIO_VERSION		0x004
+#define VIRTIO_MMIO_DEVICE_ID		0x008
+#define VIRTIO_MMIO_VENDOR_ID		0x00c
+#define VIRTIO_MMIO_DEVICE_FEATURES	0x010
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL	0x014
+#define VIRTIO_MMIO_DRIVER_FEATURES	0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL	0x024
+#define VIRTIO_MMIO_QUEUE_SEL		0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX	0x034
+#define VIRTIO_MMIO_QUEUE_NUM		0x038
+#define VIRTIO_MMIO_QUEUE_READY		0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY	0x050
+#define VIRTIO_MMIO_INTERRUPT_STATUS	0x060
+#define VIRTIO_MMIO_INTERRUPT_ACK	0x064
+#define VIRTIO_MMIO_STATUS		0x070
+#define VIRTIO_MMIO_QUEUE_DESC_LOW	0x080
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH	0x084
+#define VIRTIO_MMIO_QUEUE_AVAIL_LOW	0x090
+#define VIRTIO_MMIO_QUEUE_AVAIL_HIGH	0x094
+#define VIRTIO_MMIO_QUEUE_USED_LOW	0x0a0
+#define VIRTIO_MMIO_QUEUE_USED_HIGH	0x0a4
+#define VIRTIO_MMIO_SHM_SEL		0x0ac
+#define VIRTIO_MMIO_SHM_LEN_LOW		0x0b0
+#define VIRTIO_MMIO_SHM_LEN_HIGH	0x0b4
+#define VIRTIO_MMIO_SHM_BASE_LOW	0x0b8
+#define VIRTIO_MMIO_SHM_BASE_HIGH	0x0bc
+#define VIRTIO_MMIO_CONFIG_GENERATION	0x0fc
+#define VIRTIO_MMIO_CONFIG		0x100
+
+#define VIRTIO_MMIO_MAGIC_VALUE		0x74726976u	/* "virt" */
+#define VIRTIO_MMIO_VENDOR		0x4b52564du	/* "MVRK": kata-run VMM */
+
+/* Status bits. */
+#define VIRTIO_STATUS_ACKNOWLEDGE	1u
+#define VIRTIO_STATUS_DRIVER		2u
+#define VIRTIO_STATUS_DRIVER_OK		4u
+#define VIRTIO_STATUS_FEATURES_OK	8u
+#define VIRTIO_STATUS_NEEDS_RESET	64u
+#define VIRTIO_STATUS_FAILED		128u
+
+/* InterruptStatus bits. */
+#define VIRTIO_ISR_USED			1u
+#define VIRTIO_ISR_CONFIG		2u
+
+/* Device-independent feature bits (bit numbers). */
+#define VIRTIO_F_VERSION_1		32
+#define VIRTIO_F_IN_ORDER		35
+
+/* Device ids. */
+#define VIRTIO_ID_NET			1
+#define VIRTIO_ID_BLOCK			2
+#define VIRTIO_ID_CONSOLE		3
+#define VIRTIO_ID_RNG			4
+#define VIRTIO_ID_VSOCK			19
+#define VIRTIO_ID_FS			26
+
+struct virtio_dev;
+
+struct virtio_dev_ops {
+	const char *name;		/* "blk", "vsock": logs and errors */
+	uint32_t device_id;
+	unsigned num_queues;		/* <= VIRTIO_MAX_QUEUES */
+	uint16_t queue_max;		/* QueueNumMax of every queue (power of 2) */
+	/* Device config space at window offset 0x100 + off.  The transport
+	 * checks off + len <= config_size; a read the device leaves
+	 * unfilled reads as 0.  config_write may be NULL (writes dropped). */
+	uint32_t config_size;
+	void (*config_read)(struct virtio_dev *d, uint32_t off, uint8_t *data,
+			    unsigned len);
+	void (*config_write)(struct virtio_dev *d, uint32_t off,
+			     const uint8_t *data, unsigned len);
+	/* DRIVER_OK: d->driver_features is final and every queue the driver
+	 * made ready is set up in d->vq[] (d->vq[q].ready).  -1 refuses:
+	 * the transport sets DEVICE_NEEDS_RESET. */
+	int (*activate)(struct virtio_dev *d, struct kr_err *err);
+	/* The driver reset the device after activate (or the VM is being
+	 * torn down): stop using the queues and drop in-flight work. */
+	void (*reset)(struct virtio_dev *d);
+	/* Queue q was kicked; I/O thread.  Only between activate and reset,
+	 * only for ready queues. */
+	void (*queue_notify)(struct virtio_dev *d, unsigned q);
+};
+
+struct virtio_mmio_hooks {
+	/* Bind guest writes of datamatch to addr (4 bytes) to fd
+	 * (KVM_IOEVENTFD); assign=false unbinds.  NULL hook: the MMIO
+	 * handler signals the kick fd itself. */
+	int (*ioeventfd)(void *ctx, uint64_t addr, uint32_t datamatch, int fd,
+			 bool assign, struct kr_err *err);
+	void *ctx;
+};
+
+struct virtio_queue_regs {
+	uint32_t num;
+	uint64_t desc, avail, used;
+	bool ready;
+};
+
+struct virtio_dev {
+	const struct virtio_dev_ops *ops;
+	void *priv;			/* the device model's state */
+	const struct guest_mem *gm;
+	struct evloop *ev;
+	pthread_mutex_t lock;
+	uint64_t base;			/* window GPA */
+	unsigned gsi;
+
+	uint64_t device_features;	/* offered (VERSION_1 always included) */
+	uint64_t driver_features;	/* accepted, final from FEATURES_OK */
+	uint32_t status;
+	bool active;			/* activate() succeeded, no reset since */
+	bool external_queues;		/* set by the device: kick fds are not ours to poll */
+
+	uint32_t dev_feat_sel, drv_feat_sel, queue_sel;
+	struct virtio_queue_regs qregs[VIRTIO_MAX_QUEUES];
+	struct vq vq[VIRTIO_MAX_QUEUES];
+	int kick_fd[VIRTIO_MAX_QUEUES];
+	bool kick_watched[VIRTIO_MAX_QUEUES];
+	int irq_fd;			/* not owned */
+	atomic_uint isr;
+	uint32_t config_generation;
+	struct virtio_mmio_hooks hooks;
+	bool ioeventfd_bound[VIRTIO_MAX_QUEUES];
+};
+
+/* Set up d for ops at window base/gsi.  features: the device-specific
+ * feature bits offered (VERSION_1 is added).  hooks may be NULL.  Creates
+ * the kick eventfds and binds them with hooks->ioeventfd. */
+int virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops,
+		    void *priv, uint64_t features, const struct guest_mem *gm,
+		    struct evloop *ev, uint64_t base, unsigned gsi, int irq_fd,
+		    const struct virtio_mmio_hooks *hooks, struct kr_err *err);
+/* Reset the device (ops->reset if active), unbind and close the kick fds.
+ * irq_fd stays open (the caller's). */
+void virtio_dev_destroy(struct virtio_dev *d);
+
+/* bus_rw_fn of the window (opaque = the struct virtio_dev).  Registers are
+ * 32-bit and 32-bit aligned; other accesses below 0x100 are ignored (reads
+ * give 0).  Config space takes 1/2/4-byte accesses. */
+void virtio_mmio_rw(void *opaque, uint64_t off, uint8_t *data, unsigned len,
+		    bool is_write);
+
+/* "virtio_mmio.device=4K@0x<base>:<gsi>" into buf. -1 if it does not fit. */
+int virtio_mmio_cmdline(const struct virtio_dev *d, char *buf, size_t size);
+
+/* For device models, with d->lock held: */
+/* After vq_push()es on queue q: raise the used-buffer interrupt if the
+ * guest wants one (vq_need_notify). */
+void virtio_dev_signal_used(struct virtio_dev *d, unsigned q);
+/* OR bits into InterruptStatus and raise the line, unconditionally. */
+void virtio_dev_raise(struct virtio_dev *d, uint32_t isr_bits);
+/* The device cannot go on (a broken queue, a backend failure): log why,
+ * set DEVICE_NEEDS_RESET and, after DRIVER_OK, raise a config interrupt.
+ * Only this device stops; the VM goes on. */
+void virtio_dev_fail(struct virtio_dev *d, const struct kr_err *why);
+
+static inline void virtio_dev_lock(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+}
+static inline void virtio_dev_unlock(struct virtio_dev *d)
+{
+	pthread_mutex_unlock(&d->lock);
+}
+static inline bool virtio_has_feature(const struct virtio_dev *d, unsigned bit)
+{
+	return (d->driver_features >> bit) & 1;
+}
+
+#endif
