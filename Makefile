@@ -121,6 +121,7 @@ VMM_SRCS := $(filter-out hypervisor/kvm/main.c,$(wildcard hypervisor/kvm/*.c))
 VMM_OBJS := $(VMM_SRCS:%.c=$(BUILD)/%.o)
 LIBVMM := $(BUILD)/libkr-vmm.a
 VMM_LIBS := -lseccomp
+all: $(BUILD)/kata-vmm
 $(LIBVMM): $(VMM_OBJS)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/kata-vmm: $(BUILD)/hypervisor/kvm/main.o $(LIBVMM) $(LIBKR)
@@ -194,9 +195,10 @@ fuzz: $(GEN_HDRS)
 # make install [PREFIX=/usr/local]: kata-run in PREFIX/bin, the guest kernel
 # and initramfs in PREFIX/share/kata-run (where kata-run looks for them).
 PREFIX ?= /usr/local
-install: $(BUILD)/kata-run $(BUILD)/containerd-shim-kata-run-v2 $(BUILD)/kata-initramfs.cpio.gz
+install: $(BUILD)/kata-run $(BUILD)/containerd-shim-kata-run-v2 $(BUILD)/kata-vmm $(BUILD)/kata-initramfs.cpio.gz
 	install -D -m 0755 $(BUILD)/kata-run $(DESTDIR)$(PREFIX)/bin/kata-run
 	install -D -m 0755 $(BUILD)/containerd-shim-kata-run-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-kata-run-v2
+	install -D -m 0755 $(BUILD)/kata-vmm $(DESTDIR)$(PREFIX)/bin/kata-vmm
 	install -D -m 0644 $(BUILD)/kata-initramfs.cpio.gz $(DESTDIR)$(PREFIX)/share/kata-run/kata-initramfs.cpio.gz
 	install -D -m 0644 "$$(guest-kernel-config/build.sh --print-path)" $(DESTDIR)$(PREFIX)/share/kata-run/bzImage
 

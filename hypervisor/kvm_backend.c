@@ -58,14 +58,14 @@ int hv_find_vmm(char *buf, size_t size)
 		slash = strrchr(exe, '/');
 		if (slash) {
 			*slash = 0;
-			if (kr_snprintf(buf, size, "%s/kata-vmm", exe) == 0 &&
+			if (kr_snprintf(buf, size, "%s/kata-vmm", exe) >= 0 &&
 			    access(buf, X_OK) == 0)
 				return 0;
 		}
 	}
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (access(fixed[i], X_OK) == 0)
-			return kr_snprintf(buf, size, "%s", fixed[i]);
+			return kr_snprintf(buf, size, "%s", fixed[i]) < 0 ? -1 : 0;
 	return -1;
 }
 
@@ -174,8 +174,10 @@ static pid_t spawn(char *const argv[], const char *log, int pass_fd, struct kr_e
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setpgid(0, 0);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ||
-		    (pass_fd >= 0 && dup2(pass_fd, 3) < 0))
+		if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		/* dup2 onto itself keeps FD_CLOEXEC: clear it explicitly. */
+		if (pass_fd >= 0 && (pass_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(pass_fd, 3)) < 0)
 			_exit(127);
 		execv(argv[0], argv);
 		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
@@ -286,6 +288,27 @@ static int start_vmm(struct kvm_vm *vm, struct kr_err *err)
 	return wait_socket(vm->vsock, vm->vmm_pid, "kata-vmm", err);
 }
 
+/* The last bytes of the VMM's log, one line (its own last words say why it
+ * stopped: no KVM, a bad kernel, a refused syscall). */
+static void vmm_log_tail(const struct kvm_vm *vm, char *tail, size_t size)
+{
+	char log[PATH_MAX + 16];
+	kr_cleanup_free char *text = NULL;
+	size_t len = 0;
+
+	tail[0] = 0;
+	snprintf(log, sizeof(log), "%s/vmm.log", vm->state_dir);
+	if (kr_read_file(log, 1 << 20, &text, &len, NULL) < 0 || !len)
+		return;
+	while (len && text[len - 1] == '\n')
+		len--;
+	text[len] = 0;
+	snprintf(tail, size, "%s", len > size - 1 ? text + len - (size - 1) : text);
+	for (char *p = tail; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+}
+
 static int kvm_start(struct hv_vm *v, struct kr_err *err)
 {
 	struct kvm_vm *vm = (struct kvm_vm *)v;
@@ -293,20 +316,10 @@ static int kvm_start(struct hv_vm *v, struct kr_err *err)
 	if (vm->vmm_pid)
 		return kr_err_set(err, KR_FAILED_PRECONDITION, "kvm: VM %s already started", vm->id);
 	if ((vm->shared_dir && start_virtiofsd(vm, err) < 0) || start_vmm(vm, err) < 0) {
-		char log[PATH_MAX + 16], tail[512] = "";
-		kr_cleanup_free char *text = NULL;
-		size_t len = 0;
+		char log[PATH_MAX + 16], tail[512];
 
-		/* The VMM's own last words say why (no KVM, a bad kernel). */
 		snprintf(log, sizeof(log), "%s/vmm.log", vm->state_dir);
-		if (kr_read_file(log, 1 << 20, &text, &len, NULL) == 0 && len) {
-			const char *t = len > sizeof(tail) - 1 ? text + len - (sizeof(tail) - 1) : text;
-
-			snprintf(tail, sizeof(tail), "%s", t);
-			tail[strcspn(tail, "\0")] = 0;
-			for (char *p = tail + strlen(tail); p > tail && p[-1] == '\n';)
-				*--p = 0;
-		}
+		vmm_log_tail(vm, tail, sizeof(tail));
 		kr_err_wrap(err, "kvm: start VM %s (VMM log %s%s%s)", vm->id, log,
 			    tail[0] ? ": " : "", tail);
 		return -1;
@@ -327,8 +340,15 @@ static int vmm_ended(struct kvm_vm *vm)
 	r = waitpid(vm->vmm_pid, &status, WNOHANG);
 	if (r == vm->vmm_pid || (r < 0 && errno == ECHILD)) {
 		vm->ended = true;
-		if (r == vm->vmm_pid)
-			kr_debug("kvm: VM %s: kata-vmm ended, status 0x%x", vm->id, status);
+		if (r == vm->vmm_pid && status != 0) {
+			char tail[512];
+
+			vmm_log_tail(vm, tail, sizeof(tail));
+			kr_warn("kvm: VM %s: kata-vmm ended with status 0x%x: %s", vm->id,
+				status, tail[0] ? tail : "(its log is empty)");
+		} else if (r == vm->vmm_pid) {
+			kr_debug("kvm: VM %s: kata-vmm ended", vm->id);
+		}
 		return 1;
 	}
 	return 0;
