@@ -199,6 +199,7 @@ static void test_kvm_backend(void)
 	CHECK(hv_kvm_ops.start(vm, &err) < 0);
 	CHECK_CONTAINS(err.msg, "kata-vmm exited");
 	CHECK_CONTAINS(err.msg, "vmm.log");
+	CHECK_CONTAINS(err.msg, "no KVM here");	/* the VMM's own words */
 	CHECK(hv_kvm_ops.destroy(vm, &err) == 0);
 	CHECK(stat(state, &st) != 0);
 	hv_kvm_ops.free(vm);
