@@ -8,6 +8,8 @@
 #   build.sh --print-dir      print only the cache directory of this kernel
 #   build.sh --print-key      print the cache key and exit (never builds)
 #   build.sh --force          rebuild even if the cache has this key
+#   build.sh --flavour NAME   with any of the above: the kernel flavour NAME,
+#                             config-fragment-NAME too (flavours: kvmhost)
 #
 # Inputs: Debian's linux-source-6.1 (/usr/src/linux-source-6.1.tar.xz), the
 # config-fragment and verify-config.sh next to this script.
@@ -18,6 +20,11 @@
 #         the linux-source-6.1 package version and the compiler/binutils
 #         versions.  Every cache entry appears by one rename() once it is
 #         complete, so an interrupted build never leaves a half entry.
+#         A flavour's key is "<flavour>-<sha256>" (so is its entry): the hash
+#         also covers the flavour name, config-fragment-<flavour> and all of
+#         this script.  The default key leaves out this script's flavour lines
+#         (every line that mentions "flavour" is one; it must do nothing when no
+#         --flavour is given): default keys are the same as before flavours.
 # Env:    KATA_RUN_CACHE (cache root), JOBS (make -j, default nproc).
 # Diagnostics go to stderr; stdout carries only the requested paths.
 set -euo pipefail
@@ -38,21 +45,31 @@ die() { printf 'guest-kernel: error: %s\n' "$*" >&2; exit 1; }
 
 mode=paths
 force=0
+flavour=
+flavour_next=0
 for arg in "$@"; do
+	if [ "$flavour_next" = 1 ]; then flavour=$arg flavour_next=0; continue; fi
 	case $arg in
 	--print-path) mode=bzimage ;;
 	--print-vmlinux) mode=vmlinux ;;
 	--print-dir) mode=dir ;;
 	--print-key) mode=key ;;
 	--force) force=1 ;;
+	--flavour) flavour_next=1 ;;
+	--flavour=*) flavour=${arg#--flavour=} ;;
 	-h|--help) sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$arg' (try --help)" ;;
 	esac
 done
+[ "$flavour_next" = 0 ] || die "--flavour needs a NAME (flavour NAME uses config-fragment-NAME)"
 
 [ "$(uname -m)" = x86_64 ] || die "the guest kernel is x86_64 and is built natively; this host is $(uname -m)"
 [ -r "$fragment" ] || die "missing $fragment"
 [ -r "$verify" ] || die "missing $verify"
+case $flavour in *[!a-z0-9_]*) die "bad flavour name '$flavour' (a-z, 0-9, _)" ;; esac
+flavour_fragment=$here/config-fragment-$flavour
+[ -z "$flavour" ] || [ -r "$flavour_fragment" ] || die "unknown flavour '$flavour': no $flavour_fragment"
+flavour_script=$self
 
 # ---- cache key -------------------------------------------------------------------
 # Needs only dpkg-query, gcc and ld; returns 1 if one of them cannot answer
@@ -67,6 +84,8 @@ compute_key() {
 	[ -n "$src_version" ] || return 1
 	command -v gcc >/dev/null && command -v ld >/dev/null || return 1
 	cc_version="gcc $(gcc -dumpfullversion 2>/dev/null || gcc -dumpversion); $(ld --version | head -n1)"
+	# This script's bytes without its flavour lines (see the top), on fd 8.
+	exec 8< <(grep -v flavour "$flavour_script"); local self=/dev/fd/8 # flavour-free
 	key=$(
 		{
 			printf 'kata-run guest kernel cache v1\n'
@@ -75,8 +94,11 @@ compute_key() {
 			printf '== config-fragment\n'; cat "$fragment"
 			printf '== verify-config.sh\n'; cat "$verify"
 			printf '== build.sh\n'; cat "$self"
+			[ -z "$flavour" ] || { printf '== flavour %s\n' "$flavour"; cat "$flavour_fragment"; }
+			[ -z "$flavour" ] || { printf '== build.sh with flavour lines\n'; cat "$flavour_script"; }
 		} | sha256sum | cut -d' ' -f1
 	)
+	exec 8<&-; [ -z "$flavour" ] || key=$flavour-$key
 	entry=$KDIR/$key
 }
 
@@ -237,6 +259,7 @@ fail() {
 }
 
 log "configuring: tinyconfig + $(basename "$fragment") (key ${key:0:16}...)"
+[ -z "$flavour" ] || log "flavour $flavour: + $(basename "$flavour_fragment") (last)"
 # `make tinyconfig` is allnoconfig with tiny-base.config, then tiny.config.
 # We pass those and our fragment as one KCONFIG_ALLCONFIG to allnoconfig, so
 # every option we do not name stays off.  (Merging the fragment into a
@@ -246,6 +269,7 @@ cat "$src/kernel/configs/tiny-base.config" \
     "$src/kernel/configs/tiny.config" \
     "$src/arch/x86/configs/tiny.config" \
     "$fragment" >"$tmp/allconfig"
+[ -z "$flavour" ] || cat "$flavour_fragment" >>"$tmp/allconfig"
 KCONFIG_ALLCONFIG=$tmp/allconfig kmake allnoconfig || fail "allnoconfig failed"
 kmake olddefconfig || fail "olddefconfig failed"
 if ! "$verify" "$fragment" "$obj/.config" >"$tmp/verify.out" 2>&1; then
@@ -254,6 +278,11 @@ if ! "$verify" "$fragment" "$obj/.config" >"$tmp/verify.out" 2>&1; then
 	die "the configuration lacks options the fragment requires (see above; .config kept at $KDIR/failed-$key.config)"
 fi
 cat "$tmp/verify.out" >&2
+if [ -n "$flavour" ] && ! "$verify" "$flavour_fragment" "$obj/.config" >"$tmp/verify-flavour.out" 2>&1; then
+	sed "s/^/$(basename "$flavour_fragment"): /" "$tmp/verify-flavour.out" >&2; cp "$obj/.config" "$KDIR/failed-$key.config" # flavour
+	die "the configuration lacks options the $flavour flavour requires (see above; .config kept at $KDIR/failed-$key.config)"
+fi # flavour
+[ -z "$flavour" ] || sed "s/^/$(basename "$flavour_fragment"): /" "$tmp/verify-flavour.out" >&2
 
 log "building bzImage and vmlinux with make -j$JOBS (takes minutes; log: $buildlog)"
 start=$(date +%s)
@@ -265,12 +294,14 @@ strip -o "$out/vmlinux" "$obj/vmlinux"
 cp "$obj/.config" "$out/config"
 cp "$obj/System.map" "$out/System.map"
 cp "$fragment" "$out/config-fragment"
+[ -z "$flavour" ] || cp "$flavour_fragment" "$out/config-fragment-$flavour"
 # The PVH entry note (Xen ELF note type 18, PHYS32_ENTRY) must survive strip.
 if ! readelf -n "$out/vmlinux" 2>/dev/null | grep -q 'Xen.*0x00000012\|PHYS32_ENTRY'; then
 	fail "stripped vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)"
 fi
 {
 	printf 'key=%s\n' "$key"
+	[ -z "$flavour" ] || printf 'flavour=%s\n' "$flavour"
 	printf 'source=%s %s\n' "$SRC_PKG" "$src_version"
 	printf 'kernelrelease=%s\n' "$(make -s -C "$src" O="$obj" ARCH=x86_64 kernelrelease 2>/dev/null)"
 	printf 'toolchain=%s\n' "$cc_version"
