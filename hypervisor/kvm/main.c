@@ -543,6 +543,7 @@ static void *io_thread(void *arg)
 {
 	struct vmm *m = arg;
 
+	vmm_thread_ready();
 	ev_run(m->ev);
 	return NULL;
 }
@@ -563,6 +564,7 @@ static void *signal_thread(void *arg)
 	sigset_t set;
 	int sig;
 
+	vmm_thread_ready();
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -595,7 +597,9 @@ static int run(struct vmm *m, struct kr_err *err)
 		vm_wait(&m->vm);
 		return kr_err_errno(err, rc, "pthread_create");
 	}
-	if (m->opt.seccomp && vmm_seccomp_apply(kr_log_get_level() >= KR_LOG_DEBUG, err) < 0) {
+	/* vCPUs, the I/O thread and the signal thread (vm.h says why). */
+	if (m->opt.seccomp && (vmm_threads_wait(m->vm.nr_vcpus + 2, err) < 0 ||
+			       vmm_seccomp_apply(kr_log_get_level() >= KR_LOG_DEBUG, err) < 0)) {
 		vm_stop(&m->vm, VM_END_ERROR);
 		vm_wait(&m->vm);
 		return -1;
@@ -634,6 +638,12 @@ int main(int argc, char **argv)
 	int end = VM_END_ERROR;
 
 	m.t0_ms = now_ms();
+	/* Log timestamps go through strftime, which loads the time zone the
+	 * first time: with a file that would be an openat() after the
+	 * seccomp filter (death by SIGSYS at the first log line).  A POSIX
+	 * TZ string needs no file. */
+	setenv("TZ", "UTC0", 1);
+	tzset();
 	kr_log_init("kata-vmm", KR_LOG_INFO, STDERR_FILENO);
 	for (unsigned i = 0; i < LAYOUT_VIRTIO_MAX; i++)
 		m.dev_irq[i] = -1;

@@ -444,6 +444,28 @@ static int handle_exit(struct vcpu *v)
 	}
 }
 
+/* Threads that have run vmm_thread_ready(). */
+static atomic_uint threads_ready;
+
+void vmm_thread_ready(void)
+{
+	/* A thread's first malloc sets up its cache and arena, which may
+	 * read the CPU count: do it now, not in the thread's exit path. */
+	free(malloc(64));
+	atomic_fetch_add(&threads_ready, 1);
+}
+
+int vmm_threads_wait(unsigned n, struct kr_err *err)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (atomic_load(&threads_ready) >= n)
+			return 0;
+		usleep(1000);
+	}
+	return kr_err_set(err, KR_DEADLINE_EXCEEDED, "%u of %u VMM threads started within 5 s",
+			  atomic_load(&threads_ready), n);
+}
+
 static void wait_for_go(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->end_lock);
@@ -461,6 +483,7 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	vmm_thread_ready();
 	wait_for_go(vm);
 	while (atomic_load(&vm->end) == VM_END_RUNNING) {
 		int end;

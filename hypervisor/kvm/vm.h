@@ -100,5 +100,12 @@ int vm_wait(struct vm *vm);
  * first end wins. */
 void vm_stop(struct vm *vm, int end);
 void vm_close(struct vm *vm);
+/* The seccomp filter is applied to every thread at once (TSYNC); a thread
+ * that has not finished starting then would make glibc's own start-up
+ * calls (rseq registration) under the filter with every signal blocked,
+ * and die silently.  So every VMM thread calls vmm_thread_ready() first
+ * thing, and the main thread waits for all n of them before the filter. */
+void vmm_thread_ready(void);
+int vmm_threads_wait(unsigned n, struct kr_err *err);
 
 #endif
