@@ -95,6 +95,7 @@ host_leaks() {
 	}
 	check "no kata-agent processes left" "$(pgrep -a -x kata-agent || true)"
 	check "no QEMU or virtiofsd left" "$(pgrep -a -f 'qemu-system-x86_64|/usr/lib/qemu/virtiofsd' | grep -v pgrep || true)"
+	check "no kata-vmm left" "$(pgrep -a -x kata-vmm || true)"
 	check "no kata-run or shim processes left" "$(pgrep -a -f 'kata-run (run|--)|containerd-shim-kata-run-v2' | grep -v pgrep || true)"
 	check "no sandbox state left" "$(ls /run/kata-run/pods /run/kata-run/vm 2>/dev/null | grep -v -e '^$' -e ':$' || true)"
 	check "no test mounts left" "$(grep -E 'kr-itest|kr-test|kata-run' /proc/self/mountinfo || true)"
@@ -109,6 +110,8 @@ make -j"$(nproc)" WERROR=1 >"$LOG_DIR/build.log" 2>&1 || { tail -30 "$LOG_DIR/bu
 # on a machine takes about 10 minutes) and build/kata-initramfs.cpio.gz,
 # where kata-run and the shim look for them.
 make guest-kernel initramfs >"$LOG_DIR/guest.log" 2>&1 || { tail -30 "$LOG_DIR/guest.log"; echo "0 passed, 1 failed"; exit 1; }
+# The nested-KVM tests (tests/lib/kvm_nested.sh) build the "kvmhost" kernel
+# flavour into the same cache on first use (about 15 minutes more).
 # libvirt: packages, the libvirt-qemu user, virtlogd + libvirtd (no systemd
 # here); the backend's default qemu:///embed needs no daemon, the test of
 # qemu:///system does.
