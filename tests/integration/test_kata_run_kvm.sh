@@ -125,4 +125,15 @@ check cleanup "kata-run SIGKILLed: the VM outlives it, 'kata-run cleanup' remove
 for c in echo exit stdin cleanup; do
 	check "$c" "$c: nothing left behind (no kata-vmm, no virtiofsd, no state)" eval "! has $c '^LEFT '"
 done
+
+# On a host with hardware KVM, the same directly, without nesting.
+if [ -e /dev/kvm ] && [ ! -e /sys/module/kvm_pvm ]; then
+	out=$("$BUILD/kata-run" --config "$W/config.toml" --hypervisor kvm run "$W/b/echo" 2>&1)
+	r=$?
+	[ $r = 0 ] && echo "$out" | grep -q '^shared over virtio-fs$' &&
+		[ -z "$(pgrep -x kata-vmm)" ] && [ -z "$(ls -A /run/kata-run/vm 2>/dev/null)" ]
+	ok $? "on this host's hardware KVM: a container runs, nothing left (exit $r)"
+else
+	skip_one "directly on this host: no hardware KVM here (/dev/kvm missing or PVM); the nested cases above ran instead"
+fi
 finish
