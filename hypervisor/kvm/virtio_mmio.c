@@ -408,6 +408,37 @@ void virtio_dev_fail(struct virtio_dev *d, const struct kr_err *why)
 	}
 }
 
+void virtio_dev_kick_self(struct virtio_dev *d, unsigned q)
+{
+	uint64_t one = 1;
+
+	if (q < d->ops->num_queues && write(d->kick_fd[q], &one, sizeof(one)) < 0) {
+		/* Saturated counter: a kick is pending anyway. */
+	}
+}
+
+void virtio_dev_run_queue(struct virtio_dev *d, unsigned q, unsigned budget,
+			  virtio_serve_fn serve)
+{
+	struct vq *vq = &d->vq[q];
+	struct kr_err err = { 0 };
+	int rc;
+
+	do {
+		vq_disable_notify(vq);
+		rc = serve(d, vq, &budget, &err);
+		if (rc < 0) {
+			virtio_dev_fail(d, &err);
+			return;
+		}
+		virtio_dev_signal_used(d, q);
+		if (rc > 0) {
+			virtio_dev_kick_self(d, q);
+			return;
+		}
+	} while (vq_enable_notify(vq));
+}
+
 int virtio_mmio_cmdline(const struct virtio_dev *d, char *buf, size_t size)
 {
 	int n = snprintf(buf, size, "virtio_mmio.device=4K@0x%" PRIx64 ":%u",

@@ -198,6 +198,22 @@ void virtio_dev_raise(struct virtio_dev *d, uint32_t isr_bits);
  * Only this device stops; the VM goes on. */
 void virtio_dev_fail(struct virtio_dev *d, const struct kr_err *why);
 
+/* Queue q again from the I/O loop's next round (after the other devices
+ * had their turn): a device that stopped at its per-kick budget. */
+void virtio_dev_kick_self(struct virtio_dev *d, unsigned q);
+
+/* Pop and answer chains of vq until the ring is empty (return 0), the
+ * budget is used up (1, *budget counts down) or the guest broke the queue
+ * (-1 with err). */
+typedef int (*virtio_serve_fn)(struct virtio_dev *d, struct vq *vq,
+			       unsigned *budget, struct kr_err *err);
+/* The queue_notify loop of a device that answers each chain at once (blk,
+ * rng): with kicks off, serve; interrupt as the guest wants; on a used-up
+ * budget kick itself and return; on a broken queue fail the device; else
+ * re-enable kicks and serve again what raced in. */
+void virtio_dev_run_queue(struct virtio_dev *d, unsigned q, unsigned budget,
+			  virtio_serve_fn serve);
+
 static inline void virtio_dev_lock(struct virtio_dev *d)
 {
 	pthread_mutex_lock(&d->lock);

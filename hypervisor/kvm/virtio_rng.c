@@ -77,37 +77,9 @@ static int serve(struct virtio_dev *d, struct vq *vq, unsigned *budget,
 	return 1;
 }
 
-/* Come back later for the rest: the next evloop round sees the kick fd
- * readable and calls us again, after the other devices had their turn. */
-static void kick_self(struct virtio_dev *d, unsigned q)
-{
-	uint64_t one = 1;
-
-	if (write(d->kick_fd[q], &one, sizeof(one)) < 0) {
-		/* Saturated counter: a kick is pending anyway. */
-	}
-}
-
 static void rng_queue_notify(struct virtio_dev *d, unsigned q)
 {
-	struct vq *vq = &d->vq[q];
-	unsigned budget = VIRTIO_RNG_BATCH;
-	struct kr_err err = { 0 };
-	int rc;
-
-	do {
-		vq_disable_notify(vq);
-		rc = serve(d, vq, &budget, &err);
-		if (rc < 0) {
-			virtio_dev_fail(d, &err);
-			return;
-		}
-		virtio_dev_signal_used(d, q);
-		if (rc > 0) {
-			kick_self(d, q);
-			return;
-		}
-	} while (vq_enable_notify(vq));
+	virtio_dev_run_queue(d, q, VIRTIO_RNG_BATCH, serve);
 }
 
 static const struct virtio_dev_ops rng_ops = {

@@ -1199,7 +1199,6 @@ static void tx_process(struct vsock *vs)
 	struct virtio_dev *d = vs->d;
 	struct vq *vq = &d->vq[VSOCK_QUEUE_TX];
 	unsigned budget = TX_BUDGET;
-	uint64_t one = 1;
 	int r;
 
 	for (;;) {
@@ -1211,10 +1210,7 @@ static void tx_process(struct vsock *vs)
 			/* Let the other fds of the loop in, then go on: a
 			 * guest refilling the queue as fast as we empty it
 			 * must not keep the I/O thread to itself. */
-			if (write(d->kick_fd[VSOCK_QUEUE_TX], &one,
-				  sizeof(one)) < 0) {
-				/* Saturated: a kick is pending anyway. */
-			}
+			virtio_dev_kick_self(d, VSOCK_QUEUE_TX);
 			break;
 		}
 		if (!vq_enable_notify(vq))
