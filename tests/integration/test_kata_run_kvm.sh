@@ -103,7 +103,9 @@ fi
 echo "# QEMU ${KVM_NESTED_SECONDS}s, script ${KVM_NESTED_SCRIPT_SECONDS:-?}s"
 
 out_of() { sed -n "/^=== $1\$/,/^=== end $1\$/p" "$W/run/output"; }
-has() { out_of "$1" | grep -Eq -- "$2"; }
+# (grep -q quits at the first match: under pipefail a pipe from sed would
+# then fail with SIGPIPE, so grep reads a here-string instead.)
+has() { grep -Eq -- "$2" <<<"$(out_of "$1")"; }
 status_of() { out_of "$1" | sed -n 's/^status \([0-9]*\)$/\1/p' | head -n1; }
 check() { # NAME DESCRIPTION TEST...
 	local name=$1 what=$2 r
@@ -130,7 +132,7 @@ done
 if [ -e /dev/kvm ] && [ ! -e /sys/module/kvm_pvm ]; then
 	out=$("$BUILD/kata-run" --config "$W/config.toml" --hypervisor kvm run "$W/b/echo" 2>&1)
 	r=$?
-	[ $r = 0 ] && echo "$out" | grep -q '^shared over virtio-fs$' &&
+	[ $r = 0 ] && grep -q '^shared over virtio-fs$' <<<"$out" &&
 		[ -z "$(pgrep -x kata-vmm)" ] && [ -z "$(ls -A /run/kata-run/vm 2>/dev/null)" ]
 	ok $? "on this host's hardware KVM: a container runs, nothing left (exit $r)"
 else

@@ -62,7 +62,9 @@ fnv1a() {
 # The output of case NAME: the lines between "=== NAME" and "=== end NAME".
 out_of() { sed -n "/^=== $1\$/,/^=== end $1\$/p" "$W/p1/output"; }
 # has NAME REGEX: case NAME printed a line matching REGEX.
-has() { out_of "$1" | grep -Eq -- "$2"; }
+# (grep -q quits at the first match: under pipefail a pipe from sed would
+# then fail with SIGPIPE, so grep reads a here-string instead.)
+has() { grep -Eq -- "$2" <<<"$(out_of "$1")"; }
 status_of() { out_of "$1" | sed -n 's/^status \([0-9]*\)$/\1/p' | head -n1; }
 show() {
 	echo "#   -- $1:"; out_of "$1" | tail -n 20 | sed 's/^/#   /'
