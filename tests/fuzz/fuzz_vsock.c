@@ -52,6 +52,7 @@
 #include "virtio_vsock.h"
 #include "virtqueue.h"
 #include "vsock_packet.h"
+#include "../lib/vq_driver.h"
 
 #define ASSERT(c)                         \
 	do {                              \
@@ -161,12 +162,6 @@ static const struct virtio_vsock_limits limits = {
 };
 #define BIG_RW 8000
 
-struct gq {
-	unsigned q;
-	uint64_t desc, avail, used;
-	uint16_t avail_idx, used_seen;
-};
-
 struct world {
 	struct evloop *ev;
 	struct virtio_dev dev;
@@ -185,131 +180,39 @@ struct world {
 	unsigned nheld;
 };
 
-static uint8_t *at(uint64_t gpa)
-{
-	uint8_t *p = gm_ptr(&gm, gpa, 1);
-
-	ASSERT(p);
-	return p;
-}
-
-static void put16(uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(at(gpa), &v, 2);
-}
-
-static void put32(uint64_t gpa, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(at(gpa), &v, 4);
-}
-
-static void put64(uint64_t gpa, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(at(gpa), &v, 8);
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, at(gpa), 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, at(gpa), 4);
-	return le32toh(v);
-}
-
-static void mmio_w(struct world *w, uint64_t off, uint32_t v)
-{
-	uint8_t b[4];
-
-	v = htole32(v);
-	memcpy(b, &v, 4);
-	virtio_mmio_rw(&w->dev, off, b, 4, true);
-}
-
-static uint32_t mmio_r(struct world *w, uint64_t off)
-{
-	uint8_t b[4];
-	uint32_t v;
-
-	virtio_mmio_rw(&w->dev, off, b, 4, false);
-	memcpy(&v, b, 4);
-	return le32toh(v);
-}
-
 static void pump(struct world *w)
 {
 	for (int i = 0; i < 200 && ev_run_once(w->ev, 0) > 0; i++)
 		;
 }
 
-static void desc_set(struct gq *g, unsigned i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
+static void queue_setup(struct gq *g, unsigned q)
 {
-	uint64_t d = g->desc + 16ull * i;
-
-	put64(d, addr);
-	put32(d + 8, len);
-	put16(d + 12, flags);
-	put16(d + 14, next);
-}
-
-static void avail_add(struct gq *g, uint16_t head)
-{
-	put16(g->avail + 4 + 2ull * (g->avail_idx % QSZ), head);
-	g->avail_idx++;
-	put16(g->avail + 2, g->avail_idx);
-}
-
-static void queue_setup(struct world *w, struct gq *g, unsigned q)
-{
-	memset(g, 0, sizeof(*g));
-	g->q = q;
-	g->desc = RING(q);
-	g->avail = RING(q) + 0x400;
-	g->used = RING(q) + 0x800;
-	mmio_w(w, VIRTIO_MMIO_QUEUE_SEL, q);
-	mmio_w(w, VIRTIO_MMIO_QUEUE_NUM, QSZ);
-	mmio_w(w, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)g->desc);
-	mmio_w(w, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)g->avail);
-	mmio_w(w, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)g->used);
-	mmio_w(w, VIRTIO_MMIO_QUEUE_READY, 1);
+	gq_init(g, q, QSZ, RING(q), RING(q) + 0x400, RING(q) + 0x800);
+	gq_enable(g);
 }
 
 static void driver_up(struct world *w)
 {
 	memset(ram, 0, 0x80000);
-	mmio_w(w, VIRTIO_MMIO_STATUS, 0);
-	mmio_w(w, VIRTIO_MMIO_STATUS, 3);
-	mmio_w(w, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	mmio_w(w, VIRTIO_MMIO_DRIVER_FEATURES, 1 | 8);	/* VERSION_1, IN_ORDER */
-	mmio_w(w, VIRTIO_MMIO_STATUS, 11);
-	queue_setup(w, &w->rx, VSOCK_QUEUE_RX);
-	queue_setup(w, &w->tx, VSOCK_QUEUE_TX);
-	queue_setup(w, &w->evq, VSOCK_QUEUE_EVENT);
-	mmio_w(w, VIRTIO_MMIO_STATUS, 15);
+	negotiate(1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_IN_ORDER);
+	queue_setup(&w->rx, VSOCK_QUEUE_RX);
+	queue_setup(&w->tx, VSOCK_QUEUE_TX);
+	queue_setup(&w->evq, VSOCK_QUEUE_EVENT);
+	wr(VIRTIO_MMIO_STATUS, 15);
 	/* Linux reads guest_cid as two halves. */
-	ASSERT(mmio_r(w, VIRTIO_MMIO_CONFIG) == CID);
-	ASSERT(mmio_r(w, VIRTIO_MMIO_CONFIG + 4) == 0);
+	ASSERT(rd(VIRTIO_MMIO_CONFIG) == CID);
+	ASSERT(rd(VIRTIO_MMIO_CONFIG + 4) == 0);
 	w->tx_next = 0;
 	w->nreq = 0;
 	w->hold_rx = false;
 	w->nheld = 0;
 	for (unsigned i = 0; i < QSZ; i++) {
 		w->rx_len[i] = w->posted[i] = 4096 + VSOCK_HDR_SIZE;
-		desc_set(&w->rx, i, RXBUF(i), w->posted[i], VQ_DESC_F_WRITE, 0);
-		avail_add(&w->rx, (uint16_t)i);
+		gq_desc(&w->rx, i, RXBUF(i), w->posted[i], VQ_DESC_F_WRITE, 0);
+		gq_avail_add(&w->rx, (uint16_t)i);
 	}
-	mmio_w(w, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
 	pump(w);
 }
 
@@ -318,18 +221,16 @@ static void check_rx(struct world *w)
 {
 	static uint8_t hdr[VSOCK_HDR_SIZE];
 	struct gq *g = &w->rx;
+	uint32_t id, len;
 
-	while (get16(g->used + 2) != g->used_seen) {
-		uint64_t e = g->used + 4 + 8ull * (g->used_seen % QSZ);
-		uint32_t id = get32(e), len = get32(e + 4);
+	while (gq_used_pop(g, &id, &len)) {
 		struct vsock_hdr h;
 
-		g->used_seen++;
 		ASSERT(id < QSZ);
 		ASSERT(len <= w->posted[id]);
 		if (len) {
 			ASSERT(len >= VSOCK_HDR_SIZE);
-			memcpy(hdr, at(RXBUF(id)), VSOCK_HDR_SIZE);
+			memcpy(hdr, host(RXBUF(id)), VSOCK_HDR_SIZE);
 			vsock_hdr_decode(hdr, &h);
 			ASSERT(h.dst_cid == CID && h.type == 1);
 			ASSERT(h.op >= 1 && h.op <= 7);
@@ -355,8 +256,8 @@ static void check_rx(struct world *w)
 		}
 		/* repost the same buffer */
 		w->posted[id] = w->rx_len[id];
-		desc_set(g, id, RXBUF(id), w->posted[id], VQ_DESC_F_WRITE, 0);
-		avail_add(g, (uint16_t)id);
+		gq_desc(g, id, RXBUF(id), w->posted[id], VQ_DESC_F_WRITE, 0);
+		gq_avail_add(g, (uint16_t)id);
 	}
 }
 
@@ -371,11 +272,11 @@ static void toggle_rx_hold(struct world *w)
 		uint16_t id = w->held[i];
 
 		w->posted[id] = w->rx_len[id];
-		desc_set(&w->rx, id, RXBUF(id), w->posted[id], VQ_DESC_F_WRITE, 0);
-		avail_add(&w->rx, id);
+		gq_desc(&w->rx, id, RXBUF(id), w->posted[id], VQ_DESC_F_WRITE, 0);
+		gq_avail_add(&w->rx, id);
 	}
 	w->nheld = 0;
-	mmio_w(w, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
 	pump(w);
 }
 
@@ -439,24 +340,20 @@ static void tx_packet(struct world *w, const uint8_t *p, size_t n, uint8_t ctl)
 		unsigned i = (head + k) % QSZ;
 		size_t l = piece(mode, k, n - off);
 
-		memcpy(at(TXBUF(i)), p + off, l);
+		memcpy(host(TXBUF(i)), p + off, l);
 		off += l;
 		k++;
 		more = off < n && k < QSZ;
-		desc_set(&w->tx, i, TXBUF(i), (uint32_t)l,
+		gq_desc(&w->tx, i, TXBUF(i), (uint32_t)l,
 			 more ? VQ_DESC_F_NEXT : 0, (uint16_t)((i + 1) % QSZ));
 	} while (more);
 	w->tx_next += k;
-	avail_add(&w->tx, (uint16_t)head);
-	mmio_w(w, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_TX);
+	gq_avail_add(&w->tx, (uint16_t)head);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_TX);
 	pump(w);
 	/* tx chains come back with used.len 0 */
-	while (get16(w->tx.used + 2) != w->tx.used_seen) {
-		uint64_t e = w->tx.used + 4 + 8ull * (w->tx.used_seen % QSZ);
-
-		ASSERT(get32(e + 4) == 0);
-		w->tx.used_seen++;
-	}
+	for (uint32_t id, len; gq_used_pop(&w->tx, &id, &len);)
+		ASSERT(len == 0);
 }
 
 static void host_keep(struct world *w, int fd)
@@ -584,6 +481,7 @@ static void fuzz_device(const uint8_t *d, size_t n)
 				CID, path, &err) < 0)
 		__builtin_trap();
 	virtio_vsock_set_limits(&w.dev, &limits);
+	vqd_dev = &w.dev;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_1", path);
 	unlink(sa.sun_path);
 	w.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -632,7 +530,7 @@ static void fuzz_device(const uint8_t *d, size_t n)
 			tx_packet(&w, pkt, plen, ctl);
 		host_act(&w, ctl, rawl);
 		check_rx(&w);
-		mmio_w(&w, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
+		wr(VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
 		pump(&w);
 		check_rx(&w);
 		check_bounds(&w);
@@ -666,6 +564,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	ram = aligned_alloc(4096, RAM_SIZE);
 	ASSERT(ram);
 	gm_init(&gm);
+	vqd_gm = &gm;
 	ASSERT(gm_add_region(&gm, 0, RAM_SIZE, ram, &err) == 0);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include "kr/error.h"
 #include "kr/util.h"
 #include "../lib/kr_test.h"
+#include "../lib/vq_driver.h"
 #include "guest_mem.h"
 #include "virtqueue.h"
 
@@ -35,96 +36,19 @@ static struct vq vq;
 static struct vq_seg segs[128];
 static struct vq_chain chain;
 static struct kr_err err;
-static unsigned qsize;
-static uint16_t guest_avail;	/* the guest's avail.idx */
+static struct gq q0;		/* the queue as the guest sees it */
 
-/* ---- the guest's side ---- */
-
-static uint8_t *host(uint64_t gpa)
-{
-	uint8_t *p = gm_ptr(&gm, gpa, 1);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static void put16(uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(host(gpa), &v, 2);
-}
-
-static void put32(uint64_t gpa, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(host(gpa), &v, 4);
-}
-
-static void put64(uint64_t gpa, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(host(gpa), &v, 8);
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, host(gpa), 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, host(gpa), 4);
-	return le32toh(v);
-}
-
-static void desc_at(uint64_t table, unsigned i, uint64_t addr, uint32_t len,
-		    uint16_t flags, uint16_t next)
-{
-	uint64_t d = table + 16ull * i;
-
-	put64(d, addr);
-	put32(d + 8, len);
-	put16(d + 12, flags);
-	put16(d + 14, next);
-}
+/* ---- the guest's side: tests/lib/vq_driver.h, on queue q0 ---- */
 
 #define D(i, a, l, f, n) desc_at(DESC, (i), (a), (l), (f), (n))
+#define set_avail_idx(idx) gq_set_avail_idx(&q0, (idx))
+#define avail_add(head) gq_avail_add(&q0, (head))
+#define used_idx() gq_used_idx(&q0)
+#define used_id(slot) gq_used_id(&q0, (slot))
+#define used_len(slot) gq_used_len(&q0, (slot))
 
-static void set_avail_idx(uint16_t idx)
-{
-	guest_avail = idx;
-	put16(AVAIL + 2, idx);
-}
-
-static void avail_add(uint16_t head)
-{
-	put16(AVAIL + 4 + 2ull * (guest_avail & (qsize - 1)), head);
-	set_avail_idx(guest_avail + 1);
-}
-
-static uint16_t used_idx(void)
-{
-	return get16(USED + 2);
-}
-
-static uint32_t used_id(unsigned slot)
-{
-	return get32(USED + 4 + 8ull * slot);
-}
-
-static uint32_t used_len(unsigned slot)
-{
-	return get32(USED + 4 + 8ull * slot + 4);
-}
-
-#define USED_EVENT (AVAIL + 4 + 2ull * qsize)
-#define AVAIL_EVENT (USED + 4 + 8ull * qsize)
+#define USED_EVENT (AVAIL + 4 + 2ull * q0.size)
+#define AVAIL_EVENT (USED + 4 + 8ull * q0.size)
 
 /* Fresh memory and a queue of size n at DESC/AVAIL/USED. */
 static int start(unsigned n, uint64_t features)
@@ -132,8 +56,7 @@ static int start(unsigned n, uint64_t features)
 	memset(ram0, 0, RAM0_SIZE);
 	memset(ram1, 0, RAM1_SIZE);
 	memset(&err, 0, sizeof(err));
-	qsize = n;
-	guest_avail = 0;
+	gq_init(&q0, 0, n, DESC, AVAIL, USED);
 	vq_chain_init(&chain, segs, KR_ARRAY_SIZE(segs));
 	return vq_setup(&vq, &gm, n, DESC, AVAIL, USED, features, &err);
 }
@@ -687,7 +610,7 @@ static void test_wrapped_indices(void)
 		D(i, BUF + 0x100 * i, 10 + i, 0, 0);
 		avail_add(i);
 	}
-	CHECK(guest_avail == 2);
+	CHECK(q0.avail_idx == 2);
 	for (unsigned i = 0; i < 4; i++) {
 		CHECK(pop() == 1);
 		CHECK(chain.head == i);
@@ -807,7 +730,7 @@ static void test_push(void)
 	/* a broken queue takes no more pushes */
 	avail_add(9);
 	REQUIRE(pop() == 1);
-	set_avail_idx(guest_avail + 17);
+	set_avail_idx(q0.avail_idx + 17);
 	CHECK(pop() == -1);
 	CHECK(vq_push(&vq, 9, 0, &err) == -1);
 	CHECK_STREQ(err.msg, "queue is broken");
@@ -919,6 +842,7 @@ int main(void)
 	if (!ram0 || !ram1)
 		abort();
 	gm_init(&gm);
+	vqd_gm = &gm;
 	if (gm_add_region(&gm, RAM0_GPA, RAM0_SIZE, ram0, &e) < 0 ||
 	    gm_add_region(&gm, RAM1_GPA, RAM1_SIZE, ram1, &e) < 0) {
 		printf("Bail out! %s\n", e.msg);

@@ -20,6 +20,7 @@
 #include "kr/log.h"
 #include "kr/util.h"
 #include "../lib/kr_test.h"
+#include "../lib/vq_driver.h"
 #include "evloop.h"
 #include "guest_mem.h"
 #include "virtio_blk.h"
@@ -61,90 +62,17 @@ static struct evloop *ev;
 static struct virtio_dev dev;
 static int irq_fd = -1;
 static struct kr_err err;
-static unsigned qsize;
-static uint16_t guest_avail;
+static struct gq q0;		/* queue 0 as the guest sees it */
 static char img_path[PATH_MAX];
 static void (*destroy_fn)(struct virtio_dev *d);
 
-/* ---- guest memory ---- */
-
-static uint8_t *host(uint64_t gpa)
-{
-	uint8_t *p = gm_ptr(&gm, gpa, 1);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static void put16(uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(host(gpa), &v, 2);
-}
-
-static void put32(uint64_t gpa, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(host(gpa), &v, 4);
-}
-
-static void put64(uint64_t gpa, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(host(gpa), &v, 8);
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, host(gpa), 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, host(gpa), 4);
-	return le32toh(v);
-}
-
-static void desc_at(uint64_t table, unsigned i, uint64_t addr, uint32_t len,
-		    uint16_t flags, uint16_t next)
-{
-	uint64_t d = table + 16ull * i;
-
-	put64(d, addr);
-	put32(d + 8, len);
-	put16(d + 12, flags);
-	put16(d + 14, next);
-}
+/* ---- guest memory and queue 0: tests/lib/vq_driver.h ---- */
 
 #define D(i, a, l, f, n) desc_at(DESC, (i), (a), (l), (f), (n))
-
-static void avail_add(uint16_t head)
-{
-	put16(AVAIL + 4 + 2ull * (guest_avail & (qsize - 1)), head);
-	guest_avail++;
-	put16(AVAIL + 2, guest_avail);
-}
-
-static uint16_t used_idx(void)
-{
-	return get16(USED + 2);
-}
-
-static uint32_t used_id(unsigned n)
-{
-	return get32(USED + 4 + 8ull * (n & (qsize - 1)));
-}
-
-static uint32_t used_len(unsigned n)
-{
-	return get32(USED + 4 + 8ull * (n & (qsize - 1)) + 4);
-}
+#define avail_add(head) gq_avail_add(&q0, (head))
+#define used_idx() gq_used_idx(&q0)
+#define used_id(n) gq_used_id(&q0, (n))
+#define used_len(n) gq_used_len(&q0, (n))
 
 /* Bytes in [gpa, gpa + len) that still hold fill. */
 static size_t count_byte(uint64_t gpa, size_t len, uint8_t fill)
@@ -159,35 +87,6 @@ static size_t count_byte(uint64_t gpa, size_t len, uint8_t fill)
 
 /* ---- the driver ---- */
 
-static void wr(uint64_t off, uint32_t v)
-{
-	uint8_t b[4];
-
-	v = htole32(v);
-	memcpy(b, &v, 4);
-	virtio_mmio_rw(&dev, off, b, 4, true);
-}
-
-static uint32_t rd(uint64_t off)
-{
-	uint8_t b[4] = { 0xee, 0xee, 0xee, 0xee };
-	uint32_t v;
-
-	virtio_mmio_rw(&dev, off, b, 4, false);
-	memcpy(&v, b, 4);
-	return le32toh(v);
-}
-
-static uint64_t device_features(void)
-{
-	uint64_t f;
-
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	f = rd(VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	return f | (uint64_t)rd(VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-}
-
 /* Reset, accept what the device offers among want, set queue 0 up with n
  * entries at DESC/AVAIL/USED, DRIVER_OK.  Returns the status read back. */
 static uint32_t driver_up(uint64_t want, unsigned n)
@@ -195,28 +94,13 @@ static uint32_t driver_up(uint64_t want, unsigned n)
 	uint64_t f;
 
 	memset(ram, 0, 0x10000);	/* rings and tables */
-	qsize = n;
-	guest_avail = 0;
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(VIRTIO_MMIO_STATUS, S_DRV);
+	gq_init(&q0, 0, n, DESC, AVAIL, USED);
+	driver_hello();
 	f = device_features() & want;
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
-	wr(VIRTIO_MMIO_STATUS, S_FOK);
+	driver_features(f);
 	if (rd(VIRTIO_MMIO_STATUS) != S_FOK)
 		return rd(VIRTIO_MMIO_STATUS);
-	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(VIRTIO_MMIO_QUEUE_NUM, n);
-	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC);
-	wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-	wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)AVAIL);
-	wr(VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-	wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)USED);
-	wr(VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-	wr(VIRTIO_MMIO_QUEUE_READY, 1);
+	gq_enable(&q0);
 	wr(VIRTIO_MMIO_STATUS, S_OK);
 	return rd(VIRTIO_MMIO_STATUS);
 }
@@ -226,11 +110,7 @@ static uint32_t driver_up(uint64_t want, unsigned n)
 
 static uint64_t irqs(void)
 {
-	uint64_t v;
-
-	if (read(irq_fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
-		return 0;
-	return v;
+	return irq_count(irq_fd);
 }
 
 /* Kick queue 0 and run one evloop round: handlers run. */
@@ -1271,6 +1151,8 @@ int main(void)
 	irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ev = ev_new(&e);
 	gm_init(&gm);
+	vqd_gm = &gm;
+	vqd_dev = &dev;
 	if (fd < 0 || !ram || irq_fd < 0 || !ev ||
 	    gm_add_region(&gm, 0, RAM_SIZE, ram, &e) < 0) {
 		printf("Bail out! setup: %s %s\n", e.msg, strerror(errno));

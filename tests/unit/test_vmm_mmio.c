@@ -20,6 +20,7 @@
 #include "kr/log.h"
 #include "kr/util.h"
 #include "../lib/kr_test.h"
+#include "../lib/vq_driver.h"
 #include "bus.h"
 #include "evloop.h"
 #include "guest_mem.h"
@@ -207,125 +208,18 @@ static const struct virtio_mmio_hooks hooks = {
 	.ctx = &hook_ctx_marker,
 };
 
-/* ---- guest memory and rings ---- */
+/* ---- guest memory, rings, registers: tests/lib/vq_driver.h ---- */
 
-static uint8_t *host(uint64_t gpa)
-{
-	uint8_t *p = gm_ptr(&gm, gpa, 1);
+#define desc0(i, a, l, f, n) desc_at(DESC0, (i), (a), (l), (f), (n))
 
-	if (!p)
-		abort();
-	return p;
-}
-
-static void put16(uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(host(gpa), &v, 2);
-}
-
-static void put32(uint64_t gpa, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(host(gpa), &v, 4);
-}
-
-static void put64(uint64_t gpa, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(host(gpa), &v, 8);
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, host(gpa), 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, host(gpa), 4);
-	return le32toh(v);
-}
-
-static void desc0(unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-		  uint16_t next)
-{
-	uint64_t d = DESC0 + 16ull * i;
-
-	put64(d, addr);
-	put32(d + 8, len);
-	put16(d + 12, flags);
-	put16(d + 14, next);
-}
-
-/* Make head available on queue 0 (size qsize). */
+/* Make head available on queue 0 (size qsize), after what the ring holds. */
 static void avail0_add(unsigned qsize, uint16_t head)
 {
-	uint16_t idx = get16(AVAIL0 + 2);
+	struct gq g;
 
-	put16(AVAIL0 + 4 + 2ull * (idx & (qsize - 1)), head);
-	put16(AVAIL0 + 2, idx + 1);
-}
-
-/* ---- the driver's side of the register window ---- */
-
-static void wr(uint64_t off, uint32_t v)
-{
-	uint8_t b[4];
-
-	v = htole32(v);
-	memcpy(b, &v, 4);
-	virtio_mmio_rw(&dev, off, b, 4, true);
-}
-
-static uint32_t rd(uint64_t off)
-{
-	uint8_t b[4] = { 0xee, 0xee, 0xee, 0xee };
-	uint32_t v;
-
-	virtio_mmio_rw(&dev, off, b, 4, false);
-	memcpy(&v, b, 4);
-	return le32toh(v);
-}
-
-static void wr64(uint64_t lo_off, uint64_t v)
-{
-	wr(lo_off, (uint32_t)v);
-	wr(lo_off + 4, (uint32_t)(v >> 32));
-}
-
-static void negotiate(uint64_t features)
-{
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_STATUS, S_ACK);
-	wr(VIRTIO_MMIO_STATUS, S_DRV);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(VIRTIO_MMIO_STATUS, S_FOK);
-}
-
-static void queue_regs(unsigned q, uint32_t num, uint64_t desc,
-		       uint64_t avail, uint64_t used)
-{
-	wr(VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(VIRTIO_MMIO_QUEUE_NUM, num);
-	wr64(VIRTIO_MMIO_QUEUE_DESC_LOW, desc);
-	wr64(VIRTIO_MMIO_QUEUE_AVAIL_LOW, avail);
-	wr64(VIRTIO_MMIO_QUEUE_USED_LOW, used);
-}
-
-static void queue_enable(unsigned q, uint32_t num, uint64_t desc,
-			 uint64_t avail, uint64_t used)
-{
-	queue_regs(q, num, desc, avail, used);
-	wr(VIRTIO_MMIO_QUEUE_READY, 1);
+	gq_init(&g, 0, qsize, DESC0, AVAIL0, USED0);
+	g.avail_idx = get16(AVAIL0 + 2);
+	gq_avail_add(&g, head);
 }
 
 /* The usual driver: VERSION_1, queue 0 of size 8, DRIVER_OK. */
@@ -344,11 +238,7 @@ static void kick(uint32_t q)
 /* Interrupts raised since the last call (the irqfd counter). */
 static uint64_t irqs(void)
 {
-	uint64_t v;
-
-	if (read(irq_fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
-		return 0;
-	return v;
+	return irq_count(irq_fd);
 }
 
 static void stop(void)
@@ -1553,6 +1443,8 @@ int main(void)
 	irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ev = ev_new(&e);
 	gm_init(&gm);
+	vqd_gm = &gm;
+	vqd_dev = &dev;
 	if (!ram || irq_fd < 0 || !ev ||
 	    gm_add_region(&gm, 0, RAM_SIZE, ram, &e) < 0) {
 		printf("Bail out! setup: %s\n", e.msg);

@@ -48,6 +48,7 @@
 #include "kr/error.h"
 #include "kr/log.h"
 #include "../lib/kr_test.h"
+#include "../lib/vq_driver.h"
 #include "evloop.h"
 #include "guest_mem.h"
 #include "layout.h"
@@ -65,6 +66,7 @@
 
 #define F_MAC (1ull << VIRTIO_NET_F_MAC)
 #define F_STATUS (1ull << VIRTIO_NET_F_STATUS)
+#define F_V1 (1ull << VIRTIO_F_VERSION_1)
 
 static const uint8_t guest_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
@@ -83,50 +85,7 @@ static bool dev_up;
 static struct kr_err err;
 static uint64_t buf_next;
 
-/* ---- guest memory ---- */
-
-static uint8_t *host(uint64_t gpa)
-{
-	uint8_t *p = gm_ptr(&gm, gpa, 1);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static void put16(uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(host(gpa), &v, 2);
-}
-
-static void put32(uint64_t gpa, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(host(gpa), &v, 4);
-}
-
-static void put64(uint64_t gpa, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(host(gpa), &v, 8);
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, host(gpa), 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, host(gpa), 4);
-	return le32toh(v);
-}
+/* ---- guest memory (tests/lib/vq_driver.h) ---- */
 
 static uint64_t alloc_buf(uint32_t len)
 {
@@ -140,14 +99,10 @@ static uint64_t alloc_buf(uint32_t len)
 
 /* ---- the driver's view of a virtqueue ---- */
 
-struct gq {
-	unsigned idx, size;
-	uint64_t desc, avail, used;
-	uint16_t next_desc, avail_idx, used_seen;
-};
-
-static struct gq rxq = { VIRTIO_NET_RXQ, QSZ, 0x10000, 0x11000, 0x12000, 0, 0, 0 };
-static struct gq txq = { VIRTIO_NET_TXQ, QSZ, 0x20000, 0x21000, 0x22000, 0, 0, 0 };
+static struct gq rxq = { .q = VIRTIO_NET_RXQ, .size = QSZ, .desc = 0x10000,
+			 .avail = 0x11000, .used = 0x12000 };
+static struct gq txq = { .q = VIRTIO_NET_TXQ, .size = QSZ, .desc = 0x20000,
+			 .avail = 0x21000, .used = 0x22000 };
 
 struct seg {
 	uint64_t gpa;
@@ -158,117 +113,62 @@ struct seg {
 /* Chain the segments in consecutive descriptors and make it available. */
 static uint16_t gq_add(struct gq *q, const struct seg *s, unsigned n)
 {
-	uint16_t head = q->next_desc;
+	uint16_t head = (uint16_t)q->next_desc;
 
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t d = (uint16_t)((head + i) % q->size);
-		uint64_t at = q->desc + 16ull * d;
 		uint16_t flags = (s[i].writable ? VQ_DESC_F_WRITE : 0) |
 				 (i + 1 < n ? VQ_DESC_F_NEXT : 0);
 
-		put64(at, s[i].gpa);
-		put32(at + 8, s[i].len);
-		put16(at + 12, flags);
-		put16(at + 14, (uint16_t)((d + 1) % q->size));
+		gq_desc(q, d, s[i].gpa, s[i].len, flags,
+			(uint16_t)((d + 1) % q->size));
 	}
 	q->next_desc = (uint16_t)((head + n) % q->size);
-	put16(q->avail + 4 + 2ull * (q->avail_idx % q->size), head);
-	q->avail_idx++;
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	put16(q->avail + 2, q->avail_idx);
+	gq_avail_add(q, head);
 	return head;
-}
-
-/* The next used element, if the device published one. */
-static bool gq_used(struct gq *q, uint32_t *id, uint32_t *len)
-{
-	uint64_t elem;
-
-	if (get16(q->used + 2) == q->used_seen)
-		return false;
-	elem = q->used + 4 + 8ull * (q->used_seen % q->size);
-	*id = get32(elem);
-	*len = get32(elem + 4);
-	q->used_seen++;
-	return true;
 }
 
 /* ---- the transport, as the driver uses it ---- */
 
-static uint32_t mmio_rd(uint64_t off)
-{
-	uint32_t v = 0;
-
-	virtio_mmio_rw(&dev, off, (uint8_t *)&v, 4, false);
-	return le32toh(v);
-}
-
-static void mmio_wr(uint64_t off, uint32_t v)
-{
-	v = htole32(v);
-	virtio_mmio_rw(&dev, off, (uint8_t *)&v, 4, true);
-}
-
 static uint64_t edges(void)
 {
-	uint64_t v;
-
-	return read(irq_fd, &v, sizeof(v)) == (ssize_t)sizeof(v) ? v : 0;
-}
-
-static void queue_setup(struct gq *q)
-{
-	mmio_wr(VIRTIO_MMIO_QUEUE_SEL, q->idx);
-	mmio_wr(VIRTIO_MMIO_QUEUE_NUM, q->size);
-	mmio_wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)q->desc);
-	mmio_wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(q->desc >> 32));
-	mmio_wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)q->avail);
-	mmio_wr(VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)(q->avail >> 32));
-	mmio_wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)q->used);
-	mmio_wr(VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)(q->used >> 32));
-	mmio_wr(VIRTIO_MMIO_QUEUE_READY, 1);
+	return irq_count(irq_fd);
 }
 
 /* Reset and bring the device up as Linux does, with fresh rings of qsize.
  * 0 on DRIVER_OK. */
 static int driver_up(unsigned qsize)
 {
-	mmio_wr(VIRTIO_MMIO_STATUS, 0);
+	driver_hello();
 	memset(ram + 0x10000, 0, 0x20000);
 	rxq.size = txq.size = qsize;
 	rxq.next_desc = rxq.avail_idx = rxq.used_seen = 0;
 	txq.next_desc = txq.avail_idx = txq.used_seen = 0;
 	buf_next = BUF_BASE;
-	mmio_wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	mmio_wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	mmio_wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	mmio_wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(F_MAC | F_STATUS));
-	mmio_wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	mmio_wr(VIRTIO_MMIO_DRIVER_FEATURES, 1);	/* VERSION_1 */
-	mmio_wr(VIRTIO_MMIO_STATUS, 11);
-	if (!(mmio_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
+	driver_features(F_MAC | F_STATUS | F_V1);
+	if (!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
 		return -1;
-	queue_setup(&rxq);
-	queue_setup(&txq);
-	mmio_wr(VIRTIO_MMIO_STATUS, 15);
+	gq_enable(&rxq);
+	gq_enable(&txq);
+	wr(VIRTIO_MMIO_STATUS, 15);
 	edges();
-	return mmio_rd(VIRTIO_MMIO_STATUS) == 15 ? 0 : -1;
+	return rd(VIRTIO_MMIO_STATUS) == 15 ? 0 : -1;
 }
 
 static void kick(struct gq *q)
 {
-	mmio_wr(VIRTIO_MMIO_QUEUE_NOTIFY, q->idx);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, q->q);
 }
 
 /* Run the I/O thread's loop until q has a used element (at most ~2 s). */
 static bool wait_used(struct gq *q, uint32_t *id, uint32_t *len)
 {
 	for (int i = 0; i < 200; i++) {
-		if (gq_used(q, id, len))
+		if (gq_used_pop(q, id, len))
 			return true;
 		ev_run_once(ev, 10);
 	}
-	return gq_used(q, id, len);
+	return gq_used_pop(q, id, len);
 }
 
 /* ---- the host side of the tap ---- */
@@ -385,20 +285,20 @@ static void test_identity_and_config(void)
 	uint16_t status = 0;
 
 	NEED_NET();
-	mmio_wr(VIRTIO_MMIO_STATUS, 0);
-	CHECK(mmio_rd(VIRTIO_MMIO_MAGIC) == VIRTIO_MMIO_MAGIC_VALUE);
-	CHECK(mmio_rd(VIRTIO_MMIO_VERSION) == 2);
-	CHECK(mmio_rd(VIRTIO_MMIO_DEVICE_ID) == 1);
-	mmio_wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	CHECK(mmio_rd(VIRTIO_MMIO_DEVICE_FEATURES) == (uint32_t)(F_MAC | F_STATUS));
-	mmio_wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	CHECK(mmio_rd(VIRTIO_MMIO_DEVICE_FEATURES) == 1);	/* VERSION_1 only */
+	wr(VIRTIO_MMIO_STATUS, 0);
+	CHECK(rd(VIRTIO_MMIO_MAGIC) == VIRTIO_MMIO_MAGIC_VALUE);
+	CHECK(rd(VIRTIO_MMIO_VERSION) == 2);
+	CHECK(rd(VIRTIO_MMIO_DEVICE_ID) == 1);
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	CHECK(rd(VIRTIO_MMIO_DEVICE_FEATURES) == (uint32_t)(F_MAC | F_STATUS));
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	CHECK(rd(VIRTIO_MMIO_DEVICE_FEATURES) == 1);	/* VERSION_1 only */
 	for (unsigned q = 0; q < 2; q++) {
-		mmio_wr(VIRTIO_MMIO_QUEUE_SEL, q);
-		CHECK(mmio_rd(VIRTIO_MMIO_QUEUE_NUM_MAX) == VIRTIO_NET_QUEUE_SIZE);
+		wr(VIRTIO_MMIO_QUEUE_SEL, q);
+		CHECK(rd(VIRTIO_MMIO_QUEUE_NUM_MAX) == VIRTIO_NET_QUEUE_SIZE);
 	}
-	mmio_wr(VIRTIO_MMIO_QUEUE_SEL, 2);			/* no control queue */
-	CHECK(mmio_rd(VIRTIO_MMIO_QUEUE_NUM_MAX) == 0);
+	wr(VIRTIO_MMIO_QUEUE_SEL, 2);			/* no control queue */
+	CHECK(rd(VIRTIO_MMIO_QUEUE_NUM_MAX) == 0);
 	/* Linux reads the MAC byte by byte, status as a le16. */
 	for (unsigned i = 0; i < 6; i++) {
 		virtio_mmio_rw(&dev, VIRTIO_MMIO_CONFIG + i, &b, 1, false);
@@ -412,13 +312,13 @@ static void test_identity_and_config(void)
 	virtio_mmio_rw(&dev, VIRTIO_MMIO_CONFIG, &b, 1, false);
 	CHECK(b == guest_mac[0]);
 	/* Offloads we did not offer are refused. */
-	mmio_wr(VIRTIO_MMIO_STATUS, 3);
-	mmio_wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	mmio_wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(F_MAC | 1u /* CSUM */));
-	mmio_wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	mmio_wr(VIRTIO_MMIO_DRIVER_FEATURES, 1);
-	mmio_wr(VIRTIO_MMIO_STATUS, 11);
-	CHECK(!(mmio_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK));
+	wr(VIRTIO_MMIO_STATUS, 3);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(F_MAC | 1u /* CSUM */));
+	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, 1);
+	wr(VIRTIO_MMIO_STATUS, 11);
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK));
 	CHECK(driver_up(QSZ) == 0);
 }
 
@@ -447,12 +347,12 @@ static void test_tx_frame(void)
 					    { f, sizeof(frame), false } }, 2);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	REQUIRE(gq_used(&txq, &id, &len));
+	REQUIRE(gq_used_pop(&txq, &id, &len));
 	CHECK(id == head);
 	CHECK(len == 0);
 	CHECK(edges() == 1);
-	CHECK(mmio_rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_USED);
-	mmio_wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_USED);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_USED);
 	CHECK(host_recv(got, sizeof(got), 2000) == (ssize_t)sizeof(frame));
 	CHECK(memcmp(got, frame, sizeof(frame)) == 0);
 	stats(&st);
@@ -489,7 +389,7 @@ static void test_tx_any_shape(void)
 				     { c, sizeof(stream) - 25, false } }, 3);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	REQUIRE(gq_used(&txq, &id, &len));
+	REQUIRE(gq_used_pop(&txq, &id, &len));
 	CHECK(host_recv(got, sizeof(got), 2000) == 300);
 	CHECK(memcmp(got, stream + HDR, 300) == 0);
 }
@@ -516,10 +416,10 @@ static void test_tx_short_chain(void)
 	gq_add(&txq, (struct seg[]){ { s, HDR + 13, false } }, 1);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	REQUIRE(gq_used(&txq, &id, &len));
+	REQUIRE(gq_used_pop(&txq, &id, &len));
 	CHECK(id == head);
 	CHECK(len == 0);
-	REQUIRE(gq_used(&txq, &id, &len));
+	REQUIRE(gq_used_pop(&txq, &id, &len));
 	stats(&st);
 	CHECK(st.tx_dropped == st0.tx_dropped + 2);
 	CHECK(st.tx_frames == st0.tx_frames);
@@ -531,9 +431,9 @@ static void test_tx_short_chain(void)
 	gq_add(&txq, (struct seg[]){ { h, HDR + sizeof(frame), false } }, 1);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	REQUIRE(gq_used(&txq, &id, &len));
+	REQUIRE(gq_used_pop(&txq, &id, &len));
 	CHECK(host_recv(got, sizeof(got), 2000) == (ssize_t)sizeof(frame));
-	CHECK(!(mmio_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
 }
 
 static void test_tx_oversize(void)
@@ -559,7 +459,7 @@ static void test_tx_oversize(void)
 				     { b, rest, false } }, 2);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	REQUIRE(gq_used(&txq, &id, &len));
+	REQUIRE(gq_used_pop(&txq, &id, &len));
 	CHECK(len == 0);
 	stats(&st);
 	CHECK(st.tx_dropped == st0.tx_dropped + 1);
@@ -569,9 +469,9 @@ static void test_tx_oversize(void)
 	gq_add(&txq, (struct seg[]){ { a, HDR + 1000, false } }, 1);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	REQUIRE(gq_used(&txq, &id, &len));
+	REQUIRE(gq_used_pop(&txq, &id, &len));
 	CHECK(host_recv(got, sizeof(got), 2000) == 1000);
-	CHECK(!(mmio_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
 }
 
 /* A full 256-entry ring in one kick: the device stops after its budget
@@ -591,7 +491,7 @@ static void test_tx_budget(void)
 		gq_add(&txq, (struct seg[]){ { s, 8, false } }, 1);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	while (gq_used(&txq, &id, &len))
+	while (gq_used_pop(&txq, &id, &len))
 		used++;
 	CHECK(used == VIRTIO_NET_QUEUE_SIZE);
 	stats(&st);
@@ -632,8 +532,8 @@ static void test_rx_frame(void)
 	CHECK(memcmp(host(b) + HDR, frame, sizeof(frame)) == 0);
 	CHECK(host(b)[HDR + sizeof(frame)] == 0xcc);
 	CHECK(edges() >= 1);
-	CHECK(mmio_rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_USED);
-	mmio_wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_USED);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_USED);
 	stats(&st);
 	CHECK(st.rx_frames == st0.rx_frames + 1);
 	CHECK(st.rx_bytes == st0.rx_bytes + sizeof(frame));
@@ -685,7 +585,7 @@ static void test_rx_waits_for_buffers(void)
 	REQUIRE(host_send(frame, sizeof(frame)) == 0);
 	CHECK(ev_run_once(ev, 1000) == 1);	/* tap readable: no buffer */
 	CHECK(ev_run_once(ev, 100) == 0);	/* no longer watched */
-	CHECK(!gq_used(&rxq, &id, &len));
+	CHECK(!gq_used_pop(&rxq, &id, &len));
 	b = alloc_buf(1526);
 	gq_add(&rxq, (struct seg[]){ { b, 1526, true } }, 1);
 	kick(&rxq);
@@ -734,7 +634,7 @@ static void test_rx_buffer_too_small(void)
 	stats(&st);
 	CHECK(st.rx_dropped == st0.rx_dropped + 2);
 	CHECK(st.rx_frames == st0.rx_frames + 1);
-	CHECK(!(mmio_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
 }
 
 /* A reset while the device polls the tap for posted buffers: the tap is no
@@ -751,7 +651,7 @@ static void test_rx_reset_while_polling(void)
 	gq_add(&rxq, (struct seg[]){ { alloc_buf(1526), 1526, true } }, 1);
 	kick(&rxq);
 	CHECK(ev_run_once(ev, 1000) == 1);	/* kick: tap watched */
-	mmio_wr(VIRTIO_MMIO_STATUS, 0);
+	wr(VIRTIO_MMIO_STATUS, 0);
 	make_frame(frame, sizeof(frame), guest_mac, bcast, 10);
 	REQUIRE(host_send(frame, sizeof(frame)) == 0);
 	CHECK(ev_run_once(ev, 100) == 0);	/* reset: not polled */
@@ -788,12 +688,12 @@ static void test_rx_queue_restart(void)
 	REQUIRE(wait_used(&rxq, &id, &len));
 	CHECK(id == 0);
 	memset(host(b1), 0xcc, 1526);
-	mmio_wr(VIRTIO_MMIO_QUEUE_SEL, VIRTIO_NET_RXQ);
-	mmio_wr(VIRTIO_MMIO_QUEUE_READY, 0);
-	CHECK(mmio_rd(VIRTIO_MMIO_QUEUE_READY) == 0);
+	wr(VIRTIO_MMIO_QUEUE_SEL, VIRTIO_NET_RXQ);
+	wr(VIRTIO_MMIO_QUEUE_READY, 0);
+	CHECK(rd(VIRTIO_MMIO_QUEUE_READY) == 0);
 	memset(host(rxq.desc), 0, 0x3000);
 	rxq.next_desc = rxq.avail_idx = rxq.used_seen = 0;
-	queue_setup(&rxq);
+	gq_enable(&rxq);
 	nb = alloc_buf(1526);
 	gq_add(&rxq, (struct seg[]){ { nb, 1526, true } }, 1);
 	kick(&rxq);
@@ -804,7 +704,7 @@ static void test_rx_queue_restart(void)
 	CHECK(len == HDR + sizeof(frame2));
 	CHECK(memcmp(host(nb) + HDR, frame2, sizeof(frame2)) == 0);
 	CHECK(host(b1)[0] == 0xcc && host(b1)[HDR] == 0xcc);
-	CHECK(!(mmio_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
 }
 
 /* A malformed chain breaks the queue: DEVICE_NEEDS_RESET and a config
@@ -827,10 +727,10 @@ static void test_broken_tx_queue(void)
 	put16(txq.avail + 2, 1);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	CHECK(mmio_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
-	CHECK(mmio_rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG);
 	CHECK(edges() >= 1);
-	CHECK(!gq_used(&txq, &id, &len));
+	CHECK(!gq_used_pop(&txq, &id, &len));
 	REQUIRE(driver_up(QSZ) == 0);
 	make_frame(frame, sizeof(frame), bcast, guest_mac, 11);
 	memset(host(h), 0, HDR);
@@ -838,7 +738,7 @@ static void test_broken_tx_queue(void)
 	gq_add(&txq, (struct seg[]){ { h, HDR + sizeof(frame), false } }, 1);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	CHECK(gq_used(&txq, &id, &len));
+	CHECK(gq_used_pop(&txq, &id, &len));
 	CHECK(host_recv(got, sizeof(got), 2000) == (ssize_t)sizeof(frame));
 }
 
@@ -1002,6 +902,8 @@ int main(void)
 		abort();
 	memset(ram, 0, RAM_SIZE);
 	gm_init(&gm);
+	vqd_gm = &gm;
+	vqd_dev = &dev;
 	ev = ev_new(&e);
 	irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!ev || irq_fd < 0 || gm_add_region(&gm, 0, RAM_SIZE, ram, &e) < 0) {

@@ -27,6 +27,7 @@
 #include "kr/ttrpc.h"
 #include "kr/util.h"
 #include "../lib/kr_test.h"
+#include "../lib/vq_driver.h"
 #include "evloop.h"
 #include "guest_mem.h"
 #include "virtio_mmio.h"
@@ -75,68 +76,6 @@ static int count_fds(void)
 	return n - 1;	/* the DIR's own fd */
 }
 
-static uint8_t *host(uint64_t gpa)
-{
-	uint8_t *p = gm_ptr(&gm, gpa, 1);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static void put16(uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(host(gpa), &v, 2);
-}
-
-static void put32(uint64_t gpa, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(host(gpa), &v, 4);
-}
-
-static void put64(uint64_t gpa, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(host(gpa), &v, 8);
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, host(gpa), 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, host(gpa), 4);
-	return le32toh(v);
-}
-
-static void mmio_w(uint64_t off, uint32_t v)
-{
-	uint8_t b[4];
-
-	v = htole32(v);
-	memcpy(b, &v, 4);
-	virtio_mmio_rw(&dev, off, b, 4, true);
-}
-
-static uint32_t mmio_r(uint64_t off)
-{
-	uint8_t b[4];
-	uint32_t v;
-
-	virtio_mmio_rw(&dev, off, b, 4, false);
-	memcpy(&v, b, 4);
-	return le32toh(v);
-}
-
 /* Run the device until nothing is left to do (bounded). */
 static int pump(void)
 {
@@ -162,63 +101,21 @@ static void run_for(unsigned ms)
 	pump();
 }
 
-/* ---- the guest driver's queues ---- */
-
-struct gq {
-	unsigned q;
-	uint64_t desc, avail, used;
-	uint16_t avail_idx;	/* next avail.idx */
-	uint16_t used_seen;	/* used entries consumed */
-	unsigned next_desc;	/* tx: round-robin descriptor allocation */
-};
+/* ---- the guest driver's queues (tests/lib/vq_driver.h) ---- */
 
 static struct gq rxq, txq, evq;
 static unsigned rx_len = RX_DEFAULT;	/* size of reposted rx buffers */
 static bool rx_repost = true;
 
-static void gq_init(struct gq *g, unsigned q)
+/* The rings of queue q: desc at RING(q), avail +0x400, used +0x800. */
+static void ring_init(struct gq *g, unsigned q)
 {
-	memset(g, 0, sizeof(*g));
-	g->q = q;
-	g->desc = RING(q);
-	g->avail = RING(q) + 0x400;
-	g->used = RING(q) + 0x800;
-}
-
-static void desc_set(struct gq *g, unsigned i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
-{
-	uint64_t d = g->desc + 16ull * i;
-
-	put64(d, addr);
-	put32(d + 8, len);
-	put16(d + 12, flags);
-	put16(d + 14, next);
-}
-
-static void avail_add(struct gq *g, uint16_t head)
-{
-	put16(g->avail + 4 + 2ull * (g->avail_idx % QSZ), head);
-	g->avail_idx++;
-	put16(g->avail + 2, g->avail_idx);
-}
-
-static bool used_pop(struct gq *g, uint16_t *id, uint32_t *len)
-{
-	uint64_t e;
-
-	if (get16(g->used + 2) == g->used_seen)
-		return false;
-	e = g->used + 4 + 8ull * (g->used_seen % QSZ);
-	*id = (uint16_t)get32(e);
-	*len = get32(e + 4);
-	g->used_seen++;
-	return true;
+	gq_init(g, q, QSZ, RING(q), RING(q) + 0x400, RING(q) + 0x800);
 }
 
 static void kick(struct gq *g)
 {
-	mmio_w(VIRTIO_MMIO_QUEUE_NOTIFY, g->q);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, g->q);
 	pump();
 }
 
@@ -226,8 +123,8 @@ static void kick(struct gq *g)
  * RXBUF(i). */
 static void rx_post(unsigned i, uint32_t len)
 {
-	desc_set(&rxq, i, RXBUF(i), len, VQ_DESC_F_WRITE, 0);
-	avail_add(&rxq, (uint16_t)i);
+	gq_desc(&rxq, i, RXBUF(i), len, VQ_DESC_F_WRITE, 0);
+	gq_avail_add(&rxq, (uint16_t)i);
 }
 
 static void rx_fill(unsigned n)
@@ -260,7 +157,7 @@ static void gather(struct gq *g, uint16_t head, uint32_t len, uint8_t *out)
 struct pkt {
 	struct vsock_hdr h;
 	uint32_t used_len;
-	uint16_t id;
+	uint32_t id;
 	uint8_t data[VSOCK_MAX_PAYLOAD];
 };
 
@@ -273,7 +170,7 @@ static bool rx_pop(struct pkt *p)
 	static uint8_t tmp[VSOCK_HDR_SIZE + VSOCK_MAX_PAYLOAD];
 	uint32_t n;
 
-	if (!used_pop(&rxq, &p->id, &p->used_len))
+	if (!gq_used_pop(&rxq, &p->id, &p->used_len))
 		return false;
 	memset(&p->h, 0, sizeof(p->h));
 	n = p->used_len < sizeof(tmp) ? p->used_len : sizeof(tmp);
@@ -283,8 +180,8 @@ static bool rx_pop(struct pkt *p)
 		memcpy(p->data, tmp + VSOCK_HDR_SIZE, n - VSOCK_HDR_SIZE);
 	}
 	if (rx_repost) {
-		avail_add(&rxq, p->id);
-		mmio_w(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		gq_avail_add(&rxq, p->id);
+		wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	}
 	return true;
 }
@@ -311,13 +208,13 @@ static void tx_queue_split(const void *bytes, size_t len, const uint32_t *split,
 		if (l > TXBUF_SIZE)
 			abort();
 		memcpy(host(TXBUF(i)), b + off, l);
-		desc_set(&txq, i, TXBUF(i), (uint32_t)l,
+		gq_desc(&txq, i, TXBUF(i), (uint32_t)l,
 			 last ? 0 : VQ_DESC_F_NEXT, (uint16_t)next);
 		off += l;
 		i = next;
 	}
 	txq.next_desc += nsplit + 1;
-	avail_add(&txq, (uint16_t)head);
+	gq_avail_add(&txq, (uint16_t)head);
 }
 
 static void tx_queue(const void *bytes, size_t len)
@@ -329,7 +226,7 @@ static void tx_kick(void)
 {
 	kick(&txq);
 	/* Reclaim: every tx chain comes back with used.len 0. */
-	for (uint16_t id; used_pop(&txq, &id, &(uint32_t){ 0 });)
+	for (uint32_t id; gq_used_pop(&txq, &id, &(uint32_t){ 0 });)
 		;
 }
 
@@ -386,46 +283,19 @@ static void tx_rw(uint32_t src_port, uint32_t dst_port, const void *data,
 
 /* ---- the device's life ---- */
 
-static void negotiate(uint64_t features)
-{
-	mmio_w(VIRTIO_MMIO_STATUS, 0);
-	mmio_w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	mmio_w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE |
-		       VIRTIO_STATUS_DRIVER);
-	mmio_w(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	mmio_w(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	mmio_w(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	mmio_w(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	mmio_w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE |
-		       VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-}
-
-static void queue_setup(struct gq *g)
-{
-	mmio_w(VIRTIO_MMIO_QUEUE_SEL, g->q);
-	mmio_w(VIRTIO_MMIO_QUEUE_NUM, QSZ);
-	mmio_w(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)g->desc);
-	mmio_w(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-	mmio_w(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)g->avail);
-	mmio_w(VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-	mmio_w(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)g->used);
-	mmio_w(VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-	mmio_w(VIRTIO_MMIO_QUEUE_READY, 1);
-}
-
 /* The Linux driver's sequence: reset, features, queues, DRIVER_OK, then
  * rx and event buffers. */
 static void driver_up(unsigned rx_buffers)
 {
 	memset(ram, 0, RAM_SIZE);
-	gq_init(&rxq, VSOCK_QUEUE_RX);
-	gq_init(&txq, VSOCK_QUEUE_TX);
-	gq_init(&evq, VSOCK_QUEUE_EVENT);
+	ring_init(&rxq, VSOCK_QUEUE_RX);
+	ring_init(&txq, VSOCK_QUEUE_TX);
+	ring_init(&evq, VSOCK_QUEUE_EVENT);
 	negotiate(F_V1 | F_IN_ORDER);
-	queue_setup(&rxq);
-	queue_setup(&txq);
-	queue_setup(&evq);
-	mmio_w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE |
+	gq_enable(&rxq);
+	gq_enable(&txq);
+	gq_enable(&evq);
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE |
 		       VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
 		       VIRTIO_STATUS_DRIVER_OK);
 	rx_fill(rx_buffers);
@@ -876,30 +746,30 @@ static void test_registers_and_config(void)
 	uint8_t b[4] = { 0 };
 
 	REQUIRE(setup() == 0);
-	CHECK(mmio_r(VIRTIO_MMIO_MAGIC) == 0x74726976);
-	CHECK(mmio_r(VIRTIO_MMIO_VERSION) == 2);
-	CHECK(mmio_r(VIRTIO_MMIO_DEVICE_ID) == 19);
-	mmio_w(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	CHECK(mmio_r(VIRTIO_MMIO_DEVICE_FEATURES) == 0);
-	mmio_w(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	CHECK(rd(VIRTIO_MMIO_MAGIC) == 0x74726976);
+	CHECK(rd(VIRTIO_MMIO_VERSION) == 2);
+	CHECK(rd(VIRTIO_MMIO_DEVICE_ID) == 19);
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	CHECK(rd(VIRTIO_MMIO_DEVICE_FEATURES) == 0);
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
 	/* VERSION_1 (32) and IN_ORDER (35) */
-	CHECK(mmio_r(VIRTIO_MMIO_DEVICE_FEATURES) == 0x9);
-	mmio_w(VIRTIO_MMIO_QUEUE_SEL, 0);
-	CHECK(mmio_r(VIRTIO_MMIO_QUEUE_NUM_MAX) == VSOCK_QUEUE_MAX);
-	mmio_w(VIRTIO_MMIO_QUEUE_SEL, 3);
-	CHECK(mmio_r(VIRTIO_MMIO_QUEUE_NUM_MAX) == 0);	/* no 4th queue */
+	CHECK(rd(VIRTIO_MMIO_DEVICE_FEATURES) == 0x9);
+	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+	CHECK(rd(VIRTIO_MMIO_QUEUE_NUM_MAX) == VSOCK_QUEUE_MAX);
+	wr(VIRTIO_MMIO_QUEUE_SEL, 3);
+	CHECK(rd(VIRTIO_MMIO_QUEUE_NUM_MAX) == 0);	/* no 4th queue */
 	/* le64 guest_cid, as Linux reads it: two 32-bit halves */
-	CHECK(mmio_r(VIRTIO_MMIO_CONFIG) == CID);
-	CHECK(mmio_r(VIRTIO_MMIO_CONFIG + 4) == 0);
+	CHECK(rd(VIRTIO_MMIO_CONFIG) == CID);
+	CHECK(rd(VIRTIO_MMIO_CONFIG + 4) == 0);
 	virtio_mmio_rw(&dev, VIRTIO_MMIO_CONFIG, b, 1, false);
 	CHECK(b[0] == CID);
 	b[0] = 0xff;
 	virtio_mmio_rw(&dev, VIRTIO_MMIO_CONFIG + 1, b, 2, false);
 	CHECK(b[0] == 0 && b[1] == 0);
-	CHECK(mmio_r(VIRTIO_MMIO_CONFIG + 8) == 0);	/* past the end */
-	mmio_w(VIRTIO_MMIO_CONFIG, 77);			/* read-only */
-	CHECK(mmio_r(VIRTIO_MMIO_CONFIG) == CID);
-	CHECK(mmio_r(VIRTIO_MMIO_STATUS) == 15);
+	CHECK(rd(VIRTIO_MMIO_CONFIG + 8) == 0);	/* past the end */
+	wr(VIRTIO_MMIO_CONFIG, 77);			/* read-only */
+	CHECK(rd(VIRTIO_MMIO_CONFIG) == CID);
+	CHECK(rd(VIRTIO_MMIO_STATUS) == 15);
 	CHECK(dev.active);
 	teardown();
 }
@@ -910,13 +780,13 @@ static void test_activate_needs_queues(void)
 	/* Reset, then DRIVER_OK with only the tx queue ready. */
 	memset(ram, 0, RAM_SIZE);
 	negotiate(F_V1);
-	queue_setup(&txq);
-	mmio_w(VIRTIO_MMIO_STATUS, 15);
+	gq_enable(&txq);
+	wr(VIRTIO_MMIO_STATUS, 15);
 	CHECK(!dev.active);
-	CHECK(mmio_r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
 	/* Features outside what we offer are refused at FEATURES_OK. */
 	negotiate(F_V1 | (1ull << VIRTIO_F_EVENT_IDX));
-	CHECK(!(mmio_r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK));
 	driver_up(QSZ);
 	CHECK(dev.active);
 	teardown();
@@ -950,7 +820,7 @@ static void test_guest_connect(void)
 	CHECK(get32(rxq.used + 4) == 0 && get32(rxq.used + 8) == 44);
 	CHECK(memcmp(host(RXBUF(0)), response, 44) == 0);
 	CHECK(read(irq_fd, &irqs, 8) == 8 && irqs >= 1);
-	CHECK(mmio_r(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_USED);
 	REQUIRE(rx_pop(&pk));
 	hfd = host_accept(lfd);
 	REQUIRE(hfd >= 0);
@@ -1158,7 +1028,7 @@ static void test_connect_line_hostile(void)
 		close(c[i]);
 
 	/* Before the driver is up, a complete line is refused. */
-	mmio_w(VIRTIO_MMIO_STATUS, 0);
+	wr(VIRTIO_MMIO_STATUS, 0);
 	c[0] = host_client();
 	REQUIRE(c[0] >= 0);
 	host_send(c[0], "CONNECT 1\n", 10);
@@ -1792,7 +1662,7 @@ static void test_hostile_headers(void)
 	CHECK(host_recv(hfd, buf, sizeof(buf)) == 0);
 	close(hfd);
 	CHECK(stats().conns == 0);
-	CHECK(!(mmio_r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
 	host_unlisten(lfd, 86);
 	teardown();
 }
@@ -1842,10 +1712,10 @@ static void test_chain_shapes(void)
 	}
 	while (rx_pop(&pk))
 		;
-	desc_set(&rxq, 10, RXBUF(10), 20, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, 11);
-	desc_set(&rxq, 11, RXBUF(11), 30, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, 12);
-	desc_set(&rxq, 12, RXBUF(12), 100, VQ_DESC_F_WRITE, 0);
-	avail_add(&rxq, 10);
+	gq_desc(&rxq, 10, RXBUF(10), 20, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, 11);
+	gq_desc(&rxq, 11, RXBUF(11), 30, VQ_DESC_F_WRITE | VQ_DESC_F_NEXT, 12);
+	gq_desc(&rxq, 12, RXBUF(12), 100, VQ_DESC_F_WRITE, 0);
+	gq_avail_add(&rxq, 10);
 	host_send(hfd, "split-rx-buffer", 15);
 	kick(&rxq);
 	REQUIRE(rx_pop(&pk));
@@ -1911,7 +1781,7 @@ static void test_connection_limit(void)
 	}
 
 	/* Reset: every connection closes; the host sides see EOF. */
-	mmio_w(VIRTIO_MMIO_STATUS, 0);
+	wr(VIRTIO_MMIO_STATUS, 0);
 	CHECK(stats().conns == 0);
 	for (unsigned i = 0; i < accepted; i++) {
 		CHECK(host_eof(hfds[i]));
@@ -1969,7 +1839,7 @@ static void test_reset(void)
 	host_send(mid, "CONN", 4);
 	pump();
 	CHECK(stats().conns == 3);
-	mmio_w(VIRTIO_MMIO_STATUS, 0);
+	wr(VIRTIO_MMIO_STATUS, 0);
 	CHECK(stats().conns == 0);
 	CHECK(host_eof(hfd));
 	CHECK(host_eof(c));
@@ -2036,7 +1906,7 @@ static void test_small_rx_buffers(void)
 	REQUIRE(rx_pop(&pk));
 	CHECK(pk.id == 24 && pk.h.len == 3 && memcmp(pk.data, "def", 3) == 0);
 	CHECK(stats().bad_packets == 1);	/* the 43-byte buffer */
-	CHECK(!(mmio_r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
 	close(hfd);
 	pump();
 	host_unlisten(lfd, 91);
@@ -2049,14 +1919,14 @@ static void test_broken_tx_queue(void)
 {
 	REQUIRE(setup() == 0);
 	atomic_store(&dev.isr, 0);
-	desc_set(&txq, 0, 0x7fff0000ull, 44, 0, 0);	/* outside RAM */
-	avail_add(&txq, 0);
+	gq_desc(&txq, 0, 0x7fff0000ull, 44, 0, 0);	/* outside RAM */
+	gq_avail_add(&txq, 0);
 	kick(&txq);
-	CHECK(mmio_r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
-	CHECK(mmio_r(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG);
 	CHECK(dev.vq[VSOCK_QUEUE_TX].broken);
 	driver_up(QSZ);
-	CHECK(!(mmio_r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
 	tx_op(VSOCK_OP_REQUEST, 4200, 4201, 0, GUEST_BUF, 0);
 	REQUIRE(rx_pop(&pk));
 	CHECK_PKT(&pk, VSOCK_OP_RST, 4201, 4200);
@@ -2074,6 +1944,8 @@ int main(void)
 	if (!ram)
 		abort();
 	gm_init(&gm);
+	vqd_gm = &gm;
+	vqd_dev = &dev;
 	if (gm_add_region(&gm, 0, RAM_SIZE, ram, &e) < 0) {
 		printf("Bail out! %s\n", e.msg);
 		return 1;
