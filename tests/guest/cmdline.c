@@ -140,6 +140,9 @@ static void word(const char *w, size_t n)
 	} else if (word_is(w, n, "testguest.linux64_selftest=", &v)) {
 		ok = number(v, end, 1, &x);
 		params.linux64_selftest = x;
+	} else if (word_is(w, n, "testguest.triple_fault=", &v)) {
+		ok = number(v, end, 1, &x);
+		params.triple_fault = x;
 	} else if (word_is(w, n, "testguest.hang=", &v)) {
 		ok = number(v, end, 1, &x);
 		params.hang = x;

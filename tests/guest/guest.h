@@ -153,6 +153,7 @@ struct guest_params {
 	uint32_t timeout_ms;	/* per wait; default 10 s */
 	bool fault;		/* testguest.fault=1: execute ud2 at the end */
 	bool hang;		/* testguest.hang=1: spin instead of exiting */
+	bool triple_fault;	/* testguest.triple_fault=1: end with a triple fault only */
 	bool linux64_selftest;	/* re-enter through linux64_start (selftest.c) */
 };
 #define NEED_RNG 1u

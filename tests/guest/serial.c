@@ -219,10 +219,16 @@ void vm_exit(int failure)
 		uint64_t base;
 	} PACKED null_idt = { 0, 0 };
 
+	if (params.triple_fault) {
+		/* The VMM must end the VM on the triple fault alone. */
+		report("ending with a triple fault (testguest.triple_fault=1)");
+		goto triple;
+	}
 	outb(0xf4, failure ? 1 : 0);
 	for (unsigned i = 0; i < 100000 && (inb(LAYOUT_I8042_CMD) & 2); i++)
 		cpu_relax();
 	outb(LAYOUT_I8042_CMD, 0xfe);
+triple:
 	__asm__ __volatile__("lidt %0; int3" : : "m"(null_idt));
 	for (;;)
 		__asm__ __volatile__("cli; hlt");

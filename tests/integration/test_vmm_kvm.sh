@@ -12,6 +12,7 @@
 #   ro         a read-only disk stays untouched
 #   badsum     a wrong initrd checksum: the guest reports FAIL
 #   fault      an exception in the guest is reported
+#   triple     a triple fault ends the VM: exit status 3
 #   sigterm    SIGTERM stops a running guest: exit 0, nothing left
 #   bad inputs clear errors and exit statuses, nothing left behind
 #   seccomp    no run was refused a syscall (--log-level debug names them)
@@ -132,6 +133,7 @@ run ro ro
 run badsum kata-vmm --kernel $G --initrd initrd.bin --console-fd 1 \
 	--cmdline "$base testguest.initrd_sum=12345678"
 run fault kata-vmm --kernel $G --console-fd 1 --cmdline "$base testguest.fault=1"
+run triple kata-vmm --kernel $G --console-fd 1 --cmdline "$base testguest.triple_fault=1"
 
 sigterm() {
 	kata-vmm --kernel $G --console /tmp/hang.console --vsock 3,/tmp/v.sock --rng \
@@ -204,6 +206,8 @@ check ro "read-only disk: the image is unchanged, exit 0" eval 'has ro "^RO imag
 check badsum "wrong initrd checksum: the guest reports FAIL (the test guest can fail)" \
 	eval 'has badsum "^TESTGUEST: FAIL" && ! has badsum "^TESTGUEST: PASS"'
 check fault "an exception in the guest is caught and reported" eval 'has fault "^TESTGUEST: FAIL exception 6"'
+check triple "a triple fault ends the VM with exit status 3" \
+	eval 'has triple "^TESTGUEST: PASS$" && has triple "ending with a triple fault" && [ "$(status_of triple)" = 3 ]'
 check sigterm "SIGTERM stops a running guest: exit 0, nothing left" \
 	eval '[ "$(status_of sigterm)" = 0 ] && ! has sigterm "^LEFT "'
 
