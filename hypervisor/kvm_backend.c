@@ -179,6 +179,9 @@ static pid_t spawn(char *const argv[], const char *log, int pass_fd, struct kr_e
 		/* dup2 onto itself keeps FD_CLOEXEC: clear it explicitly. */
 		if (pass_fd >= 0 && (pass_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(pass_fd, 3)) < 0)
 			_exit(127);
+		/* Nothing else of ours may reach the VMM or virtiofsd (the
+		 * containerd shim's listening socket is an inherited fd 3). */
+		close_range(pass_fd >= 0 ? 4 : 3, ~0U, 0);
 		execv(argv[0], argv);
 		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -206,16 +209,19 @@ static int write_pid(const struct kvm_vm *vm, const char *name, pid_t pid, struc
 	return 0;
 }
 
-/* The helper's socket appears when it is ready; fail early if it died. */
-static int wait_socket(const char *path, pid_t pid, const char *what, struct kr_err *err)
+/* The helper's socket appears when it is ready; fail early if it died
+ * (reaped here: *pid becomes 0 so that nobody kills a reused pid). */
+static int wait_socket(const char *path, pid_t *pid, const char *what, struct kr_err *err)
 {
 	uint64_t deadline = kr_now_ms() + KVM_SOCKET_WAIT_MS;
 	int status;
 
 	while (access(path, F_OK) != 0) {
-		if (waitpid(pid, &status, WNOHANG) == pid)
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			*pid = 0;
 			return kr_err_set(err, KR_INTERNAL, "%s exited (status 0x%x) before creating %s",
 					  what, status, path);
+		}
 		if (kr_now_ms() >= deadline)
 			return kr_err_set(err, KR_DEADLINE_EXCEEDED, "%s did not create %s within %d ms",
 					  what, path, KVM_SOCKET_WAIT_MS);
@@ -285,7 +291,11 @@ static int start_vmm(struct kvm_vm *vm, struct kr_err *err)
 	}
 	if (write_pid(vm, "vmm.pid", vm->vmm_pid, err) < 0)
 		return -1;
-	return wait_socket(vm->vsock, vm->vmm_pid, "kata-vmm", err);
+	if (wait_socket(vm->vsock, &vm->vmm_pid, "kata-vmm", err) < 0) {
+		vm->ended = vm->vmm_pid == 0;
+		return -1;
+	}
+	return 0;
 }
 
 /* The last bytes of the VMM's log, one line (its own last words say why it
@@ -369,12 +379,21 @@ static int kvm_wait(struct hv_vm *v, unsigned timeout_ms, struct kr_err *err)
 	}
 }
 
+/* SIGKILL and reap, waiting at most 3 s: a child stuck in the kernel (a
+ * hung FUSE or NFS mount under the share) must not hang the stop. */
 static void kill_reap(pid_t *pid)
 {
 	if (*pid > 0) {
 		kill(*pid, SIGKILL);
-		while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		for (int i = 0; i < 300; i++) {
+			pid_t r = waitpid(*pid, NULL, WNOHANG);
+
+			if (r == *pid || (r < 0 && errno != EINTR))
+				break;
+			if (i == 299)
+				kr_warn("kvm: pid %d did not die within 3 s of SIGKILL", (int)*pid);
+			usleep(10 * 1000);
+		}
 	}
 	*pid = 0;
 }

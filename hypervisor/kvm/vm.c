@@ -363,6 +363,12 @@ void vm_stop(struct vm *vm, int end)
 	pthread_mutex_unlock(&vm->end_lock);
 	if (vm->on_end)
 		vm->on_end(vm->on_end_ctx, end);
+	/* Only now may vm_wait() return and the caller tear down what this
+	 * thread just used (the kvm_run mappings, the I/O loop). */
+	pthread_mutex_lock(&vm->end_lock);
+	vm->stop_done = true;
+	pthread_cond_broadcast(&vm->end_cond);
+	pthread_mutex_unlock(&vm->end_lock);
 }
 
 static void handle_io(struct vcpu *v)
@@ -538,7 +544,7 @@ void vm_go(struct vm *vm)
 int vm_wait(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->end_lock);
-	while (atomic_load(&vm->end) == VM_END_RUNNING)
+	while (!vm->stop_done)
 		pthread_cond_wait(&vm->end_cond, &vm->end_lock);
 	pthread_mutex_unlock(&vm->end_lock);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {

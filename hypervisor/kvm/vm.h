@@ -67,6 +67,7 @@ struct vm {
 	unsigned nr_vcpus;
 	atomic_int end;			/* enum vm_end; RUNNING until the first end */
 	bool go;			/* vm_go() was called (under end_lock) */
+	bool stop_done;			/* the first vm_stop() finished (under end_lock) */
 	pthread_mutex_t end_lock;
 	pthread_cond_t end_cond;
 	/* Called once when the VM ends (any thread): the VMM stops its I/O

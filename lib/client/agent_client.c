@@ -46,8 +46,11 @@ static int hvsock_handshake(int fd, unsigned port, int timeout_ms, struct kr_err
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int64_t left = (int64_t)(deadline - kr_now_ms());
 		ssize_t r;
+		int pr = left > 0 ? poll(&p, 1, (int)left) : 0;
 
-		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
 			return kr_err_set(err, KR_DEADLINE_EXCEEDED,
 					  "hybrid vsock: no answer to CONNECT %u", port);
 		r = read(fd, line + n, 1);
