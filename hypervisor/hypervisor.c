@@ -162,3 +162,24 @@ int hv_cmdline(const struct hv_config *cfg, char *buf, size_t size, struct kr_er
 {
 	return hv_cmdline_for(cfg, "serial:" HV_AGENT_PORT, NULL, buf, size, err);
 }
+
+int hv_state_dir_path(const struct hv_config *cfg, char *buf, size_t size, struct kr_err *err)
+{
+	if ((cfg->state_dir ? kr_snprintf(buf, size, "%s", cfg->state_dir)
+			    : kr_snprintf(buf, size, "%s/%s", HV_STATE_ROOT, cfg->id)) < 0)
+		return kr_err_set(err, KR_INVALID_ARGUMENT, "state dir path too long");
+	return 0;
+}
+
+int hv_state_dir_claim(const char *id, const char *dir, struct kr_err *err)
+{
+	struct stat st;
+
+	/* The state dir is the VM's alone: an existing one means the id is in
+	 * use (or a killed run left it; cleanup removes it). */
+	if (stat(dir, &st) == 0)
+		return kr_err_set(err, KR_ALREADY_EXISTS,
+				  "VM %s: state dir %s already exists (the VM runs, or a killed run left it: cleanup removes it)",
+				  id, dir);
+	return kr_mkdir_p(dir, 0700, err);
+}

@@ -103,6 +103,10 @@ int hv_cmdline_for(const struct hv_config *cfg, const char *agent_listen,
 /* The kvm backend's kernel arguments: reboot through the i8042 (kata-vmm
  * ends the VM there); no PCI and no ACPI to probe. */
 #define HV_KVM_CMDLINE "reboot=k pci=off acpi=off"
+/* A VM's state dir: cfg->state_dir, else HV_STATE_ROOT/<id>. */
+int hv_state_dir_path(const struct hv_config *cfg, char *buf, size_t size, struct kr_err *err);
+/* Make dir (0700) for VM id; an existing one is an error (id in use). */
+int hv_state_dir_claim(const char *id, const char *dir, struct kr_err *err);
 /* Path of kata-vmm: next to this program, else /usr/local/bin, /usr/bin.
  * -1 if not found. */
 int hv_find_vmm(char *buf, size_t size);

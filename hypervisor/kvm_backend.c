@@ -71,10 +71,8 @@ int hv_find_vmm(char *buf, size_t size)
 
 static int kvm_paths(struct kvm_vm *vm, const struct hv_config *cfg, struct kr_err *err)
 {
-	if ((cfg->state_dir ? kr_snprintf(vm->state_dir, sizeof(vm->state_dir), "%s", cfg->state_dir)
-			    : kr_snprintf(vm->state_dir, sizeof(vm->state_dir), "%s/%s",
-					  HV_STATE_ROOT, cfg->id)) < 0)
-		return kr_err_set(err, KR_INVALID_ARGUMENT, "state dir path too long");
+	if (hv_state_dir_path(cfg, vm->state_dir, sizeof(vm->state_dir), err) < 0)
+		return -1;
 	snprintf(vm->console_log, sizeof(vm->console_log), "%s/console.log", vm->state_dir);
 	if (kr_snprintf(vm->vsock, sizeof(vm->vsock), "%s/vsock.sock", vm->state_dir) < 0 ||
 	    kr_snprintf(vm->vfs_sock, sizeof(vm->vfs_sock), "%s/vfs.sock", vm->state_dir) < 0)
@@ -101,7 +99,6 @@ static void kvm_free(struct hv_vm *v)
 static int kvm_create(const struct hv_config *cfg, struct hv_vm **out, struct kr_err *err)
 {
 	struct kvm_vm *vm;
-	struct stat st;
 	char listen[32];
 
 	if (hv_config_validate(cfg, err) < 0)
@@ -134,13 +131,7 @@ static int kvm_create(const struct hv_config *cfg, struct hv_vm **out, struct kr
 			   "(make builds build/kata-vmm; make install installs it)");
 		goto fail;
 	}
-	if (stat(vm->state_dir, &st) == 0) {
-		kr_err_set(err, KR_ALREADY_EXISTS,
-			   "VM %s: state dir %s already exists (the VM runs, or a killed run left it: cleanup removes it)",
-			   vm->id, vm->state_dir);
-		goto fail;
-	}
-	if (kr_mkdir_p(vm->state_dir, 0700, err) < 0)
+	if (hv_state_dir_claim(vm->id, vm->state_dir, err) < 0)
 		goto fail;
 	vm->made_state_dir = true;
 	*out = (struct hv_vm *)vm;
@@ -303,17 +294,13 @@ static int start_vmm(struct kvm_vm *vm, struct kr_err *err)
 static void vmm_log_tail(const struct kvm_vm *vm, char *tail, size_t size)
 {
 	char log[PATH_MAX + 16];
-	kr_cleanup_free char *text = NULL;
-	size_t len = 0;
+	ssize_t n;
 
-	tail[0] = 0;
 	snprintf(log, sizeof(log), "%s/vmm.log", vm->state_dir);
-	if (kr_read_file(log, 1 << 20, &text, &len, NULL) < 0 || !len)
-		return;
-	while (len && text[len - 1] == '\n')
-		len--;
-	text[len] = 0;
-	snprintf(tail, size, "%s", len > size - 1 ? text + len - (size - 1) : text);
+	n = kr_read_tail(log, tail, size - 1);
+	while (n > 0 && tail[n - 1] == '\n')
+		n--;
+	tail[n > 0 ? n : 0] = 0;
 	for (char *p = tail; *p; p++)
 		if (*p == '\n')
 			*p = ' ';

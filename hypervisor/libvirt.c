@@ -94,7 +94,6 @@ static int lv_err(struct kr_err *err, const char *fmt, const char *arg)
 static int lv_create(const struct hv_config *cfg, struct hv_vm **out, struct kr_err *err)
 {
 	struct lv_vm *vm;
-	struct stat st;
 
 	if (hv_config_validate(cfg, err) < 0)
 		return kr_err_wrap(err, "libvirt: create VM %.64s", cfg && cfg->id ? cfg->id : "");
@@ -110,9 +109,9 @@ static int lv_create(const struct hv_config *cfg, struct hv_vm **out, struct kr_
 	vm->virtiofsd = kr_xstrdup(cfg->virtiofsd ? cfg->virtiofsd : HV_VIRTIOFSD);
 	if (hv_cmdline(cfg, vm->cmdline, sizeof(vm->cmdline), err) < 0)
 		goto fail;
-	if ((cfg->state_dir ? kr_snprintf(vm->state_dir, sizeof(vm->state_dir), "%s", cfg->state_dir)
-			    : kr_snprintf(vm->state_dir, sizeof(vm->state_dir), "%s/%s", HV_STATE_ROOT, cfg->id)) < 0 ||
-	    kr_snprintf(vm->console_log, sizeof(vm->console_log), "%s/console.log", vm->state_dir) < 0) {
+	if (hv_state_dir_path(cfg, vm->state_dir, sizeof(vm->state_dir), err) < 0)
+		goto fail;
+	if (kr_snprintf(vm->console_log, sizeof(vm->console_log), "%s/console.log", vm->state_dir) < 0) {
 		kr_err_set(err, KR_INVALID_ARGUMENT, "state dir path too long");
 		goto fail;
 	}
@@ -131,15 +130,7 @@ static int lv_create(const struct hv_config *cfg, struct hv_vm **out, struct kr_
 	else
 		snprintf(vm->uri, sizeof(vm->uri), "qemu:///embed?root=%s/lv", vm->state_dir);
 
-	/* The state dir is ours alone: an existing one means the id is in use
-	 * (or a crashed run left it; destroy removes it). */
-	if (stat(vm->state_dir, &st) == 0) {
-		kr_err_set(err, KR_ALREADY_EXISTS,
-			   "VM %s: state dir %s already exists (the VM runs, or a killed run left it: cleanup removes it)",
-			   vm->id, vm->state_dir);
-		goto fail;
-	}
-	if (kr_mkdir_p(vm->state_dir, 0700, err) < 0)
+	if (hv_state_dir_claim(vm->id, vm->state_dir, err) < 0)
 		goto fail;
 	vm->made_state_dir = true;
 	*out = (struct hv_vm *)vm;
@@ -540,9 +531,8 @@ static int lv_cleanup(const struct hv_config *cfg, struct kr_err *err)
 		return kr_err_set(err, KR_INVALID_ARGUMENT, "libvirt: cleanup: invalid VM id");
 	snprintf(vm.id, sizeof(vm.id), "%s", cfg->id);
 	snprintf(vm.name, sizeof(vm.name), "kata-run-%s", cfg->id);
-	if ((cfg->state_dir ? kr_snprintf(vm.state_dir, sizeof(vm.state_dir), "%s", cfg->state_dir)
-			    : kr_snprintf(vm.state_dir, sizeof(vm.state_dir), "%s/%s", HV_STATE_ROOT, cfg->id)) < 0)
-		return kr_err_set(err, KR_INVALID_ARGUMENT, "state dir path too long");
+	if (hv_state_dir_path(cfg, vm.state_dir, sizeof(vm.state_dir), err) < 0)
+		return -1;
 	vm.uri_given = cfg->uri != NULL;
 	vm.embed = !cfg->uri || strncmp(cfg->uri, "qemu:///embed", 13) == 0;
 	if (cfg->uri)
