@@ -303,3 +303,17 @@ unsigned long long kr_proc_start_time(pid_t pid)
 		return 0;
 	return start;
 }
+
+ssize_t kr_read_tail(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t end;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	end = lseek(fd, 0, SEEK_END);
+	n = end < 0 ? -1 : pread(fd, buf, size, end > (off_t)size ? end - (off_t)size : 0);
+	close(fd);
+	return n;
+}

@@ -52,6 +52,9 @@ void kr_deadline_ms(struct timespec *ts, clockid_t clock, unsigned ms);
 
 /* Monotonic clock in milliseconds / nanoseconds. */
 uint64_t kr_now_ms(void);
+/* The last size bytes of a file (all of it if shorter), without reading the
+ * rest: bytes read, or -1 with errno. */
+ssize_t kr_read_tail(const char *path, char *buf, size_t size);
 /* Start time of a live process (field 22 of /proc/PID/stat), so that a
  * reused pid is not taken for the one recorded; 0 if it is gone, a zombie
  * or unreadable. */

@@ -464,6 +464,18 @@ static int boot_error(struct kr_sandbox *sb, struct kr_err *err, const char *fmt
 				    "configuration shows its messages)");
 }
 
+/* Between tries while the VM boots: -1 (err set) when a signal cancelled
+ * the boot or the VM is gone. */
+static int boot_stopped(struct kr_sandbox *sb, volatile sig_atomic_t *cancel, struct kr_err *err)
+{
+	if (cancel && *cancel)
+		return kr_err_set(err, KR_CANCELED, "interrupted by signal %d while the VM booted",
+				  (int)*cancel);
+	if (!kr_sandbox_vm_alive(sb))
+		return boot_error(sb, err, "the VM stopped before its agent answered");
+	return 0;
+}
+
 /* Ask Check until the agent answers.  Requests written before the guest
  * opens its port wait in the port (QEMU stops reading the socket), and
  * late answers to timed-out Checks are dropped by the client. */
@@ -480,11 +492,8 @@ static int wait_for_agent(struct kr_sandbox *sb, volatile sig_atomic_t *cancel, 
 		sb->agent = agent_client_connect(sb->ops->agent_socket(sb->vm), 200, &e);
 		if (sb->agent)
 			break;
-		if (cancel && *cancel)
-			return kr_err_set(err, KR_CANCELED, "interrupted by signal %d while the VM booted",
-					  (int)*cancel);
-		if (!kr_sandbox_vm_alive(sb))
-			return boot_error(sb, err, "the VM stopped before its agent answered");
+		if (boot_stopped(sb, cancel, err) < 0)
+			return -1;
 		if (kr_now_ms() >= deadline)
 			return boot_error(sb, err, "connect to the agent channel: %s", e.msg);
 	}
@@ -499,11 +508,8 @@ static int wait_for_agent(struct kr_sandbox *sb, volatile sig_atomic_t *cancel, 
 		}
 		if (e.code != KR_DEADLINE_EXCEEDED)
 			return boot_error(sb, err, "the agent failed: %s", e.msg);
-		if (cancel && *cancel)
-			return kr_err_set(err, KR_CANCELED, "interrupted by signal %d while the VM booted",
-					  (int)*cancel);
-		if (!kr_sandbox_vm_alive(sb))
-			return boot_error(sb, err, "the VM stopped before its agent answered");
+		if (boot_stopped(sb, cancel, err) < 0)
+			return -1;
 		if (kr_now_ms() >= deadline)
 			return boot_error(sb, err, "the agent did not answer within %u s (boot_timeout_s)",
 					  sb->cfg->boot_timeout_s);
@@ -577,17 +583,11 @@ void kr_sandbox_console_tail(struct kr_sandbox *sb, unsigned lines, char *buf, s
 	const char *path = sb->vm ? sb->ops->console_log(sb->vm) : NULL;
 	char tail[4096];
 	ssize_t n;
-	off_t end;
-	int fd;
 	size_t i, j = 0;
 	unsigned seen = 0;
 
 	buf[0] = '\0';
-	if (!path || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return;
-	end = lseek(fd, 0, SEEK_END);
-	n = pread(fd, tail, sizeof(tail), end > (off_t)sizeof(tail) ? end - (off_t)sizeof(tail) : 0);
-	close(fd);
+	n = path ? kr_read_tail(path, tail, sizeof(tail)) : -1;
 	if (n <= 0)
 		return;
 	/* Back up over `lines` line ends (a trailing one does not count). */
