@@ -30,6 +30,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/virtio_blk.h>	/* feature bits, request types, status, ID_BYTES */
+
 #include "kr/error.h"
 #include "evloop.h"
 #include "guest_mem.h"
@@ -39,16 +41,9 @@
 #define VIRTIO_BLK_SEG_MAX	126	/* data segments (+ header, status) */
 #define VIRTIO_BLK_SIZE_MAX	(256u << 10)	/* bytes per data segment */
 #define VIRTIO_BLK_BATCH	64	/* requests per turn of the I/O thread */
-#define VIRTIO_BLK_ID_BYTES	20	/* GET_ID answer, NUL-padded */
 #define VIRTIO_BLK_SECTOR	512u
 #define VIRTIO_BLK_CONFIG_SIZE	24	/* up to and including blk_size */
 
-/* Feature bits. */
-#define VIRTIO_BLK_F_SIZE_MAX	1
-#define VIRTIO_BLK_F_SEG_MAX	2
-#define VIRTIO_BLK_F_RO		5
-#define VIRTIO_BLK_F_BLK_SIZE	6
-#define VIRTIO_BLK_F_FLUSH	9
 
 /* Config space offsets. */
 #define VIRTIO_BLK_CFG_CAPACITY	0	/* le64 */
@@ -58,14 +53,6 @@
 
 /* Request header {le32 type; le32 reserved; le64 sector}. */
 #define VIRTIO_BLK_HDR_SIZE	16
-#define VIRTIO_BLK_T_IN		0
-#define VIRTIO_BLK_T_OUT	1
-#define VIRTIO_BLK_T_FLUSH	4
-#define VIRTIO_BLK_T_GET_ID	8
-
-#define VIRTIO_BLK_S_OK		0
-#define VIRTIO_BLK_S_IOERR	1
-#define VIRTIO_BLK_S_UNSUPP	2
 
 struct virtio_blk_cfg {
 	const char *path;	/* the raw image */

@@ -79,7 +79,7 @@ static void on_call(void *opaque, int fd, uint32_t events)
 	drain(fd);
 	virtio_dev_lock(d);
 	if (fq->watched)
-		virtio_dev_raise(d, VIRTIO_ISR_USED);
+		virtio_dev_raise(d, VIRTIO_MMIO_INT_VRING);
 	virtio_dev_unlock(d);
 }
 

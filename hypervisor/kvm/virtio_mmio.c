@@ -174,7 +174,7 @@ static void write_status(struct virtio_dev *d, uint32_t v)
 		device_reset(d);
 		return;
 	}
-	if (added & VIRTIO_STATUS_FEATURES_OK) {
+	if (added & VIRTIO_CONFIG_S_FEATURES_OK) {
 		/* Accept only a subset of what we offered, with VERSION_1;
 		 * otherwise leave FEATURES_OK unset: the driver reads the
 		 * status back and gives up. */
@@ -183,14 +183,14 @@ static void write_status(struct virtio_dev *d, uint32_t v)
 			kr_debug("virtio-%s: refused driver features 0x%" PRIx64
 				 " (offered 0x%" PRIx64 ")", d->ops->name,
 				 d->driver_features, d->device_features);
-			v &= ~VIRTIO_STATUS_FEATURES_OK;
+			v &= ~VIRTIO_CONFIG_S_FEATURES_OK;
 		}
 	}
 	/* Bits only go away through a reset. */
-	d->status |= v & ~VIRTIO_STATUS_NEEDS_RESET;
-	if ((added & VIRTIO_STATUS_DRIVER_OK) && !d->active &&
-	    !(d->status & VIRTIO_STATUS_NEEDS_RESET)) {
-		if (!(d->status & VIRTIO_STATUS_FEATURES_OK)) {
+	d->status |= v & ~VIRTIO_CONFIG_S_NEEDS_RESET;
+	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && !d->active &&
+	    !(d->status & VIRTIO_CONFIG_S_NEEDS_RESET)) {
+		if (!(d->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
 			kr_err_set(&err, KR_FAILED_PRECONDITION,
 				   "virtio-%s: DRIVER_OK without FEATURES_OK", d->ops->name);
 			virtio_dev_fail(d, &err);
@@ -222,7 +222,7 @@ static uint32_t reg_read(struct virtio_dev *d, uint64_t off)
 	struct virtio_queue_regs *qr = sel_queue(d);
 
 	switch (off) {
-	case VIRTIO_MMIO_MAGIC: return VIRTIO_MMIO_MAGIC_VALUE;
+	case VIRTIO_MMIO_MAGIC_VALUE: return VIRTIO_MMIO_MAGIC_VIRT;
 	case VIRTIO_MMIO_VERSION: return 2;
 	case VIRTIO_MMIO_DEVICE_ID: return d->ops->device_id;
 	case VIRTIO_MMIO_VENDOR_ID: return VIRTIO_MMIO_VENDOR;
@@ -303,8 +303,8 @@ static void notify(struct virtio_dev *d, uint32_t q)
 static void reg_write(struct virtio_dev *d, uint64_t off, uint32_t v)
 {
 	struct virtio_queue_regs *qw = queue_writable(d);
-	bool features_open = (d->status & VIRTIO_STATUS_DRIVER) &&
-			     !(d->status & VIRTIO_STATUS_FEATURES_OK);
+	bool features_open = (d->status & VIRTIO_CONFIG_S_DRIVER) &&
+			     !(d->status & VIRTIO_CONFIG_S_FEATURES_OK);
 
 	switch (off) {
 	case VIRTIO_MMIO_DEVICE_FEATURES_SEL: d->dev_feat_sel = v; break;
@@ -394,17 +394,17 @@ void virtio_dev_raise(struct virtio_dev *d, uint32_t isr_bits)
 void virtio_dev_signal_used(struct virtio_dev *d, unsigned q)
 {
 	if (q < d->ops->num_queues && vq_need_notify(&d->vq[q]))
-		virtio_dev_raise(d, VIRTIO_ISR_USED);
+		virtio_dev_raise(d, VIRTIO_MMIO_INT_VRING);
 }
 
 void virtio_dev_fail(struct virtio_dev *d, const struct kr_err *why)
 {
 	kr_warn("virtio-%s at 0x%" PRIx64 " needs a reset: %s", d->ops->name,
 		d->base, why && why->msg[0] ? why->msg : "device error");
-	d->status |= VIRTIO_STATUS_NEEDS_RESET;
-	if (d->status & VIRTIO_STATUS_DRIVER_OK) {
+	d->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	if (d->status & VIRTIO_CONFIG_S_DRIVER_OK) {
 		d->config_generation++;
-		virtio_dev_raise(d, VIRTIO_ISR_CONFIG);
+		virtio_dev_raise(d, VIRTIO_MMIO_INT_CONFIG);
 	}
 }
 

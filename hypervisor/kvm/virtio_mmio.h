@@ -32,6 +32,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_mmio.h>
+
 #include "kr/error.h"
 #include "evloop.h"
 #include "guest_mem.h"
@@ -40,63 +44,12 @@
 #define VIRTIO_MMIO_WINDOW 0x1000u
 #define VIRTIO_MAX_QUEUES 8u
 
-/* Register offsets (spec 4.2.2). */
-#define VIRTIO_MMIO_MAGIC		0x000
-#define VIRTIO_MMIO_VERSION		0x004
-#define VIRTIO_MMIO_DEVICE_ID		0x008
-#define VIRTIO_MMIO_VENDOR_ID		0x00c
-#define VIRTIO_MMIO_DEVICE_FEATURES	0x010
-#define VIRTIO_MMIO_DEVICE_FEATURES_SEL	0x014
-#define VIRTIO_MMIO_DRIVER_FEATURES	0x020
-#define VIRTIO_MMIO_DRIVER_FEATURES_SEL	0x024
-#define VIRTIO_MMIO_QUEUE_SEL		0x030
-#define VIRTIO_MMIO_QUEUE_NUM_MAX	0x034
-#define VIRTIO_MMIO_QUEUE_NUM		0x038
-#define VIRTIO_MMIO_QUEUE_READY		0x044
-#define VIRTIO_MMIO_QUEUE_NOTIFY	0x050
-#define VIRTIO_MMIO_INTERRUPT_STATUS	0x060
-#define VIRTIO_MMIO_INTERRUPT_ACK	0x064
-#define VIRTIO_MMIO_STATUS		0x070
-#define VIRTIO_MMIO_QUEUE_DESC_LOW	0x080
-#define VIRTIO_MMIO_QUEUE_DESC_HIGH	0x084
-#define VIRTIO_MMIO_QUEUE_AVAIL_LOW	0x090
-#define VIRTIO_MMIO_QUEUE_AVAIL_HIGH	0x094
-#define VIRTIO_MMIO_QUEUE_USED_LOW	0x0a0
-#define VIRTIO_MMIO_QUEUE_USED_HIGH	0x0a4
-#define VIRTIO_MMIO_SHM_SEL		0x0ac
-#define VIRTIO_MMIO_SHM_LEN_LOW		0x0b0
-#define VIRTIO_MMIO_SHM_LEN_HIGH	0x0b4
-#define VIRTIO_MMIO_SHM_BASE_LOW	0x0b8
-#define VIRTIO_MMIO_SHM_BASE_HIGH	0x0bc
-#define VIRTIO_MMIO_CONFIG_GENERATION	0x0fc
-#define VIRTIO_MMIO_CONFIG		0x100
-
-#define VIRTIO_MMIO_MAGIC_VALUE		0x74726976u	/* "virt" */
+/* Register offsets (VIRTIO_MMIO_*), status bits (VIRTIO_CONFIG_S_*),
+ * InterruptStatus bits (VIRTIO_MMIO_INT_*), device ids and the
+ * device-independent feature bits (bit numbers) come from the kernel's
+ * UAPI headers, the ones the guest's driver is built from. */
+#define VIRTIO_MMIO_MAGIC_VIRT		0x74726976u	/* "virt" */
 #define VIRTIO_MMIO_VENDOR		0x4b52564du	/* "MVRK": kata-run VMM */
-
-/* Status bits. */
-#define VIRTIO_STATUS_ACKNOWLEDGE	1u
-#define VIRTIO_STATUS_DRIVER		2u
-#define VIRTIO_STATUS_DRIVER_OK		4u
-#define VIRTIO_STATUS_FEATURES_OK	8u
-#define VIRTIO_STATUS_NEEDS_RESET	64u
-#define VIRTIO_STATUS_FAILED		128u
-
-/* InterruptStatus bits. */
-#define VIRTIO_ISR_USED			1u
-#define VIRTIO_ISR_CONFIG		2u
-
-/* Device-independent feature bits (bit numbers). */
-#define VIRTIO_F_VERSION_1		32
-#define VIRTIO_F_IN_ORDER		35
-
-/* Device ids. */
-#define VIRTIO_ID_NET			1
-#define VIRTIO_ID_BLOCK			2
-#define VIRTIO_ID_CONSOLE		3
-#define VIRTIO_ID_RNG			4
-#define VIRTIO_ID_VSOCK			19
-#define VIRTIO_ID_FS			26
 
 struct virtio_dev;
 

@@ -4,17 +4,7 @@
  * (readable), data, status byte (writable). */
 #include "virtio.h"
 
-#define VIRTIO_BLK_F_RO		(1ull << 5)
-#define VIRTIO_BLK_F_FLUSH	(1ull << 9)
-
-#define VIRTIO_BLK_T_IN		0
-#define VIRTIO_BLK_T_OUT	1
-#define VIRTIO_BLK_T_FLUSH	4
-#define VIRTIO_BLK_T_GET_ID	8
-
-#define VIRTIO_BLK_S_OK		0
-#define VIRTIO_BLK_S_IOERR	1
-#define VIRTIO_BLK_S_UNSUPP	2
+#include <linux/virtio_blk.h>	/* request types, status, feature bits */
 
 #define SECTOR 512
 #define PATTERN "KATA-VMM-BLK-WRITE"
@@ -75,7 +65,7 @@ void blk_test(struct virtio_dev *d)
 {
 	blk.d = d;
 	blk.isr_checked = false;
-	if (!virtio_begin(d, VIRTIO_BLK_F_RO | VIRTIO_BLK_F_FLUSH) || !virtq_setup(d, 0))
+	if (!virtio_begin(d, (1ull << VIRTIO_BLK_F_RO) | (1ull << VIRTIO_BLK_F_FLUSH)) || !virtq_setup(d, 0))
 		return;
 	virtio_driver_ok(d);
 	blk.hdr = arena_alloc(sizeof(*blk.hdr), 16);
@@ -101,7 +91,7 @@ void blk_test(struct virtio_dev *d)
 	hex(buf, 16);
 	serial_putc('\n');
 
-	if (d->features & VIRTIO_BLK_F_RO) {
+	if (d->features & (1ull << VIRTIO_BLK_F_RO)) {
 		report("blk: read-only device, write test skipped");
 	} else {
 		/* PATTERN, le64 sector number, then byte i = i & 0xff. */
@@ -128,7 +118,7 @@ void blk_test(struct virtio_dev *d)
 			return;
 		}
 		report("blk: sector 1 written and read back");
-		if (d->features & VIRTIO_BLK_F_FLUSH) {
+		if (d->features & (1ull << VIRTIO_BLK_F_FLUSH)) {
 			st = blk_request(VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false, "flush");
 			if (st != VIRTIO_BLK_S_OK) {
 				if (st > 0)

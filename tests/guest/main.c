@@ -37,14 +37,14 @@ static unsigned probe(unsigned i, struct virtio_dev *d)
 	const struct mmio_dev_spec *s = &params.dev[i];
 
 	*d = (struct virtio_dev){ .base = s->base, .irq = s->irq };
-	uint32_t magic = vreg_read(d, VIRTIO_MMIO_MAGIC);
+	uint32_t magic = vreg_read(d, VIRTIO_MMIO_MAGIC_VALUE);
 	uint32_t version = vreg_read(d, VIRTIO_MMIO_VERSION);
 	d->id = vreg_read(d, VIRTIO_MMIO_DEVICE_ID);
 	d->name = dev_name(d->id);
 	report("virtio %u at 0x%lx: magic=0x%x version=%u device_id=%u (%s) vendor=0x%x",
 	       i, s->base, magic, version, d->id, d->name,
 	       vreg_read(d, VIRTIO_MMIO_VENDOR_ID));
-	if (magic != VIRTIO_MMIO_MAGIC_VALUE) {
+	if (magic != VIRTIO_MMIO_MAGIC_VIRT) {
 		fail("virtio %u at 0x%lx: bad magic 0x%x", i, s->base, magic);
 		return 0;
 	}

@@ -22,18 +22,18 @@ void virtio_reset(struct virtio_dev *d)
 bool virtio_begin(struct virtio_dev *d, uint64_t wanted)
 {
 	virtio_reset(d);
-	status_set(d, VIRTIO_STATUS_ACKNOWLEDGE);
-	status_set(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	status_set(d, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	status_set(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 
 	vreg_write(d, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
 	uint64_t offered = vreg_read(d, VIRTIO_MMIO_DEVICE_FEATURES);
 	vreg_write(d, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
 	offered |= (uint64_t)vreg_read(d, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-	d->features = offered & (wanted | VIRTIO_F_VERSION_1);
+	d->features = offered & (wanted | (1ull << VIRTIO_F_VERSION_1));
 	report("%s: features offered=0x%lx accepted=0x%lx", d->name, offered, d->features);
-	if (!(offered & VIRTIO_F_VERSION_1)) {
+	if (!(offered & (1ull << VIRTIO_F_VERSION_1))) {
 		fail("%s: VERSION_1 not offered", d->name);
-		status_set(d, VIRTIO_STATUS_FAILED);
+		status_set(d, VIRTIO_CONFIG_S_FAILED);
 		return false;
 	}
 	vreg_write(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
@@ -41,13 +41,13 @@ bool virtio_begin(struct virtio_dev *d, uint64_t wanted)
 	vreg_write(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	vreg_write(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(d->features >> 32));
 
-	uint32_t s = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-		     VIRTIO_STATUS_FEATURES_OK;
+	uint32_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+		     VIRTIO_CONFIG_S_FEATURES_OK;
 	status_set(d, s);
 	uint32_t got = vreg_read(d, VIRTIO_MMIO_STATUS);
 	if (got != s) {
 		fail("%s: status 0x%x after FEATURES_OK, expected 0x%x", d->name, got, s);
-		status_set(d, got | VIRTIO_STATUS_FAILED);
+		status_set(d, got | VIRTIO_CONFIG_S_FAILED);
 		return false;
 	}
 	return true;
@@ -55,8 +55,8 @@ bool virtio_begin(struct virtio_dev *d, uint64_t wanted)
 
 void virtio_driver_ok(struct virtio_dev *d)
 {
-	status_set(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-			      VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	status_set(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			      VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 /* Ring areas in one page: descriptors (16-aligned), available ring
@@ -220,14 +220,14 @@ uint32_t virtio_isr_check(struct virtio_dev *d, const char *what)
 	uint64_t end = deadline_after_ms(100);
 	uint32_t isr;
 
-	while (!((isr = vreg_read(d, VIRTIO_MMIO_INTERRUPT_STATUS)) & VIRTIO_ISR_USED) &&
+	while (!((isr = vreg_read(d, VIRTIO_MMIO_INTERRUPT_STATUS)) & VIRTIO_MMIO_INT_VRING) &&
 	       !deadline_passed(end))
 		cpu_relax();
 	if (isr)
 		vreg_write(d, VIRTIO_MMIO_INTERRUPT_ACK, isr);
 	report("%s: %s: InterruptStatus=0x%x (used-buffer bit %s)", d->name, what,
-	       isr, isr & VIRTIO_ISR_USED ? "set" : "NOT set");
-	if (!(isr & VIRTIO_ISR_USED))
+	       isr, isr & VIRTIO_MMIO_INT_VRING ? "set" : "NOT set");
+	if (!(isr & VIRTIO_MMIO_INT_VRING))
 		fail("%s: InterruptStatus bit 0 not set after %s", d->name, what);
 	return isr;
 }

@@ -5,48 +5,13 @@
 
 #include "guest.h"
 
-/* Registers (byte offsets in the window; 32-bit accesses). */
-#define VIRTIO_MMIO_MAGIC		0x000
-#define VIRTIO_MMIO_VERSION		0x004
-#define VIRTIO_MMIO_DEVICE_ID		0x008
-#define VIRTIO_MMIO_VENDOR_ID		0x00c
-#define VIRTIO_MMIO_DEVICE_FEATURES	0x010
-#define VIRTIO_MMIO_DEVICE_FEATURES_SEL	0x014
-#define VIRTIO_MMIO_DRIVER_FEATURES	0x020
-#define VIRTIO_MMIO_DRIVER_FEATURES_SEL	0x024
-#define VIRTIO_MMIO_QUEUE_SEL		0x030
-#define VIRTIO_MMIO_QUEUE_NUM_MAX	0x034
-#define VIRTIO_MMIO_QUEUE_NUM		0x038
-#define VIRTIO_MMIO_QUEUE_READY		0x044
-#define VIRTIO_MMIO_QUEUE_NOTIFY	0x050
-#define VIRTIO_MMIO_INTERRUPT_STATUS	0x060
-#define VIRTIO_MMIO_INTERRUPT_ACK	0x064
-#define VIRTIO_MMIO_STATUS		0x070
-#define VIRTIO_MMIO_QUEUE_DESC_LOW	0x080
-#define VIRTIO_MMIO_QUEUE_DESC_HIGH	0x084
-#define VIRTIO_MMIO_QUEUE_AVAIL_LOW	0x090
-#define VIRTIO_MMIO_QUEUE_AVAIL_HIGH	0x094
-#define VIRTIO_MMIO_QUEUE_USED_LOW	0x0a0
-#define VIRTIO_MMIO_QUEUE_USED_HIGH	0x0a4
-#define VIRTIO_MMIO_CONFIG_GENERATION	0x0fc
-#define VIRTIO_MMIO_CONFIG		0x100
+/* Registers, status bits, interrupt bits, device ids and feature bit
+ * numbers: the kernel's UAPI headers, as the VMM uses them. */
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_mmio.h>
 
-#define VIRTIO_MMIO_MAGIC_VALUE		0x74726976u	/* "virt" */
-
-#define VIRTIO_STATUS_ACKNOWLEDGE	1u
-#define VIRTIO_STATUS_DRIVER		2u
-#define VIRTIO_STATUS_DRIVER_OK		4u
-#define VIRTIO_STATUS_FEATURES_OK	8u
-#define VIRTIO_STATUS_NEEDS_RESET	64u
-#define VIRTIO_STATUS_FAILED		128u
-
-#define VIRTIO_ISR_USED			1u
-
-#define VIRTIO_F_VERSION_1		(1ull << 32)
-
-#define VIRTIO_ID_BLOCK			2
-#define VIRTIO_ID_RNG			4
-#define VIRTIO_ID_VSOCK			19
+#define VIRTIO_MMIO_MAGIC_VIRT		0x74726976u	/* "virt" */
 
 /* Split ring layout (spec 2.7). */
 #define VRING_DESC_F_NEXT	1

@@ -47,10 +47,10 @@
 #define W VQ_DESC_F_WRITE
 #define INDIRECT VQ_DESC_F_INDIRECT
 
-#define S_DRV (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER)
-#define S_FOK (S_DRV | VIRTIO_STATUS_FEATURES_OK)
-#define S_OK (S_FOK | VIRTIO_STATUS_DRIVER_OK)
-#define S_NR VIRTIO_STATUS_NEEDS_RESET
+#define S_DRV (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER)
+#define S_FOK (S_DRV | VIRTIO_CONFIG_S_FEATURES_OK)
+#define S_OK (S_FOK | VIRTIO_CONFIG_S_DRIVER_OK)
+#define S_NR VIRTIO_CONFIG_S_NEEDS_RESET
 
 #define IMG_SECTORS 128u
 #define IMG_SIZE (IMG_SECTORS * 512u)
@@ -160,7 +160,7 @@ static void test_rng_ids(void)
 	uint8_t b[4] = { 0xee, 0xee, 0xee, 0xee };
 
 	REQUIRE(rng_start() == 0);
-	CHECK(rd(VIRTIO_MMIO_MAGIC) == VIRTIO_MMIO_MAGIC_VALUE);
+	CHECK(rd(VIRTIO_MMIO_MAGIC_VALUE) == VIRTIO_MMIO_MAGIC_VIRT);
 	CHECK(rd(VIRTIO_MMIO_DEVICE_ID) == 4);
 	CHECK(device_features() == BIT(VIRTIO_F_VERSION_1));
 	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
@@ -187,8 +187,8 @@ static void test_rng_fill(void)
 	CHECK(count_byte(DATA, 100, 0xaa) < 10);
 	CHECK(count_byte(DATA + 100, 4096 - 100, 0xaa) == 4096 - 100);
 	CHECK(irqs() == 1);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_USED);
-	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_VRING);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 
 	/* Nothing new: a kick does nothing, no interrupt. */
 	CHECK(kick() == 1);
@@ -306,7 +306,7 @@ static void test_rng_broken(void)
 	submit(0);
 	CHECK(used_idx() == 0);
 	CHECK(rd(VIRTIO_MMIO_STATUS) == (S_OK | S_NR));
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_CONFIG);
 	CHECK(irqs() == 1);
 	/* A buffer outside guest RAM, after a reset. */
 	REQUIRE(driver_up(F_ALL, 16) == S_OK);
@@ -540,7 +540,7 @@ static void test_blk_read(void)
 	CHECK(count_byte(DATA + 1024, 1024, 0xaa) == 1024);
 	CHECK(used_id(0) == 0);
 	CHECK(irqs() == 1);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_VRING);
 
 	/* The last sector. */
 	CHECK(rw_req(VIRTIO_BLK_T_IN, IMG_SECTORS - 1, DATA, 512, &st) == 513);
@@ -950,7 +950,7 @@ static void test_blk_broken_chains(void)
 	CHECK(used_idx() == 0);
 	CHECK(status_at(STATUS) == 0xee);
 	CHECK(rd(VIRTIO_MMIO_STATUS) == (S_OK | S_NR));
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_CONFIG);
 	CHECK(irqs() == 1);
 	/* Later kicks do nothing. */
 	D(0, HDR, 16, NEXT, 1);

@@ -43,11 +43,11 @@
 #define BUF 0x10000ull
 #define OUTSIDE 0x7fff0000ull	/* not guest RAM */
 
-#define S_ACK VIRTIO_STATUS_ACKNOWLEDGE
-#define S_DRV (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER)
-#define S_FOK (S_DRV | VIRTIO_STATUS_FEATURES_OK)
-#define S_OK (S_FOK | VIRTIO_STATUS_DRIVER_OK)
-#define S_NR VIRTIO_STATUS_NEEDS_RESET
+#define S_ACK VIRTIO_CONFIG_S_ACKNOWLEDGE
+#define S_DRV (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER)
+#define S_FOK (S_DRV | VIRTIO_CONFIG_S_FEATURES_OK)
+#define S_OK (S_FOK | VIRTIO_CONFIG_S_DRIVER_OK)
+#define S_NR VIRTIO_CONFIG_S_NEEDS_RESET
 
 #define F_V1 BIT(VIRTIO_F_VERSION_1)
 /* What the fake offers besides VERSION_1: low and high device bits. */
@@ -602,7 +602,7 @@ static void test_ev_stop(void)
 static void test_mmio_ids(void)
 {
 	REQUIRE(start() == 0);
-	CHECK(rd(VIRTIO_MMIO_MAGIC) == 0x74726976);
+	CHECK(rd(VIRTIO_MMIO_MAGIC_VALUE) == 0x74726976);
 	CHECK(rd(VIRTIO_MMIO_VERSION) == 2);
 	CHECK(rd(VIRTIO_MMIO_DEVICE_ID) == 42);
 	CHECK(rd(VIRTIO_MMIO_VENDOR_ID) == VIRTIO_MMIO_VENDOR);
@@ -619,9 +619,9 @@ static void test_mmio_ids(void)
 	CHECK(rd(VIRTIO_MMIO_DRIVER_FEATURES) == 0);
 	CHECK(rd(0x0e0) == 0);
 	/* Read-only registers ignore writes. */
-	wr(VIRTIO_MMIO_MAGIC, 0);
+	wr(VIRTIO_MMIO_MAGIC_VALUE, 0);
 	wr(VIRTIO_MMIO_DEVICE_ID, 7);
-	CHECK(rd(VIRTIO_MMIO_MAGIC) == 0x74726976);
+	CHECK(rd(VIRTIO_MMIO_MAGIC_VALUE) == 0x74726976);
 	CHECK(rd(VIRTIO_MMIO_DEVICE_ID) == 42);
 	stop();
 }
@@ -739,12 +739,12 @@ static void test_driver_ok_without_features_ok(void)
 	REQUIRE(start() == 0);
 	negotiate(F_V1 | BIT(1));	/* refused */
 	queue_enable(0, 8, DESC0, AVAIL0, USED0);
-	wr(VIRTIO_MMIO_STATUS, S_DRV | VIRTIO_STATUS_DRIVER_OK);
+	wr(VIRTIO_MMIO_STATUS, S_DRV | VIRTIO_CONFIG_S_DRIVER_OK);
 	CHECK(fake.activate_calls == 0);
 	CHECK(!dev.active);
 	CHECK(rd(VIRTIO_MMIO_STATUS) ==
-	      (S_DRV | VIRTIO_STATUS_DRIVER_OK | S_NR));
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_CONFIG);
+	      (S_DRV | VIRTIO_CONFIG_S_DRIVER_OK | S_NR));
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_CONFIG);
 	CHECK(irqs() == 1);
 	stop();
 }
@@ -757,10 +757,10 @@ static void test_status_bits(void)
 	wr(VIRTIO_MMIO_STATUS, S_ACK | S_NR);
 	CHECK(rd(VIRTIO_MMIO_STATUS) == S_ACK);
 	wr(VIRTIO_MMIO_STATUS, S_DRV);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_DRIVER);
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_DRIVER);
 	CHECK(rd(VIRTIO_MMIO_STATUS) == S_DRV);
-	wr(VIRTIO_MMIO_STATUS, S_DRV | VIRTIO_STATUS_FAILED);
-	CHECK(rd(VIRTIO_MMIO_STATUS) == (S_DRV | VIRTIO_STATUS_FAILED));
+	wr(VIRTIO_MMIO_STATUS, S_DRV | VIRTIO_CONFIG_S_FAILED);
+	CHECK(rd(VIRTIO_MMIO_STATUS) == (S_DRV | VIRTIO_CONFIG_S_FAILED));
 	wr(VIRTIO_MMIO_STATUS, 0);
 	CHECK(rd(VIRTIO_MMIO_STATUS) == 0);
 	stop();
@@ -913,8 +913,8 @@ static void test_interrupts(void)
 	CHECK(get16(USED0 + 2) == 1);
 	CHECK(get32(USED0 + 4) == 0 && get32(USED0 + 8) == 7);
 	CHECK(irqs() == 1);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_USED);
-	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_VRING);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == 0);
 
 	/* The guest asks for no interrupts: none. */
@@ -936,14 +936,14 @@ static void test_interrupts(void)
 
 	/* Both bits; partial ACKs. */
 	virtio_dev_lock(&dev);
-	virtio_dev_raise(&dev, VIRTIO_ISR_USED | VIRTIO_ISR_CONFIG);
+	virtio_dev_raise(&dev, VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
 	virtio_dev_unlock(&dev);
 	CHECK(irqs() == 1);
 	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == 3);
-	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_CONFIG);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_USED);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_VRING);
 	wr(VIRTIO_MMIO_INTERRUPT_ACK, 0);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_VRING);
 	wr(VIRTIO_MMIO_INTERRUPT_ACK, 0xffffffff);
 	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == 0);
 	/* InterruptStatus is read-only. */
@@ -965,7 +965,7 @@ static void test_broken_queue(void)
 	CHECK(ev_run_once(ev, 0) == 1);
 	CHECK(fake.pop_errors == 1);
 	CHECK(rd(VIRTIO_MMIO_STATUS) == (S_OK | S_NR));
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_CONFIG);
 	CHECK(rd(VIRTIO_MMIO_CONFIG_GENERATION) == 1);
 	CHECK(irqs() == 1);
 	kick(0);
@@ -998,7 +998,7 @@ static void test_reset(void)
 	wr(VIRTIO_MMIO_STATUS, S_OK);
 	REQUIRE(dev.active);
 	virtio_dev_lock(&dev);
-	virtio_dev_raise(&dev, VIRTIO_ISR_USED);
+	virtio_dev_raise(&dev, VIRTIO_MMIO_INT_VRING);
 	virtio_dev_unlock(&dev);
 	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
 	wr(VIRTIO_MMIO_QUEUE_SEL, 1);
@@ -1058,7 +1058,7 @@ static void check_needs_reset_at_driver_ok(uint32_t num, uint64_t desc,
 	       (unsigned long long)used);
 	CHECK(fake.activate_calls == 0);
 	CHECK(!dev.active);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_CONFIG);
 	CHECK(irqs() == 1);
 	kick(0);
 	CHECK(ev_run_once(ev, 0) == 0);
@@ -1122,7 +1122,7 @@ static void test_activate_fails(void)
 	CHECK(fake.activate_calls == 1);
 	CHECK(!dev.active);
 	CHECK(rd(VIRTIO_MMIO_STATUS) == (S_OK | S_NR));
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_ISR_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_CONFIG);
 	CHECK(irqs() == 1);
 	kick(0);
 	CHECK(ev_run_once(ev, 0) == 0);
@@ -1317,16 +1317,16 @@ static void test_register_access_width(void)
 
 	REQUIRE(start() == 0);
 	memset(b, 0xee, sizeof(b));
-	virtio_mmio_rw(&dev, VIRTIO_MMIO_MAGIC, b, 2, false);
+	virtio_mmio_rw(&dev, VIRTIO_MMIO_MAGIC_VALUE, b, 2, false);
 	CHECK(b[0] == 0 && b[1] == 0 && b[2] == 0xee);
 	memset(b, 0xee, sizeof(b));
-	virtio_mmio_rw(&dev, VIRTIO_MMIO_MAGIC, b, 1, false);
+	virtio_mmio_rw(&dev, VIRTIO_MMIO_MAGIC_VALUE, b, 1, false);
 	CHECK(b[0] == 0 && b[1] == 0xee);
 	memset(b, 0xee, sizeof(b));
-	virtio_mmio_rw(&dev, VIRTIO_MMIO_MAGIC, b, 8, false);
+	virtio_mmio_rw(&dev, VIRTIO_MMIO_MAGIC_VALUE, b, 8, false);
 	CHECK(b[0] == 0 && b[7] == 0);
 	memset(b, 0xee, sizeof(b));
-	virtio_mmio_rw(&dev, VIRTIO_MMIO_MAGIC + 2, b, 4, false);
+	virtio_mmio_rw(&dev, VIRTIO_MMIO_MAGIC_VALUE + 2, b, 4, false);
 	CHECK(b[0] == 0 && b[3] == 0);
 	virtio_mmio_rw(&dev, VIRTIO_MMIO_VERSION + 1, b, 4, false);
 	CHECK(b[0] == 0);

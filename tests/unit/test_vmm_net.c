@@ -146,7 +146,7 @@ static int driver_up(unsigned qsize)
 	txq.next_desc = txq.avail_idx = txq.used_seen = 0;
 	buf_next = BUF_BASE;
 	driver_features(F_MAC | F_STATUS | F_V1);
-	if (!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
+	if (!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK))
 		return -1;
 	gq_enable(&rxq);
 	gq_enable(&txq);
@@ -286,7 +286,7 @@ static void test_identity_and_config(void)
 
 	NEED_NET();
 	wr(VIRTIO_MMIO_STATUS, 0);
-	CHECK(rd(VIRTIO_MMIO_MAGIC) == VIRTIO_MMIO_MAGIC_VALUE);
+	CHECK(rd(VIRTIO_MMIO_MAGIC_VALUE) == VIRTIO_MMIO_MAGIC_VIRT);
 	CHECK(rd(VIRTIO_MMIO_VERSION) == 2);
 	CHECK(rd(VIRTIO_MMIO_DEVICE_ID) == 1);
 	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
@@ -318,7 +318,7 @@ static void test_identity_and_config(void)
 	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	wr(VIRTIO_MMIO_DRIVER_FEATURES, 1);
 	wr(VIRTIO_MMIO_STATUS, 11);
-	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK));
 	CHECK(driver_up(QSZ) == 0);
 }
 
@@ -351,8 +351,8 @@ static void test_tx_frame(void)
 	CHECK(id == head);
 	CHECK(len == 0);
 	CHECK(edges() == 1);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_USED);
-	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_VRING);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 	CHECK(host_recv(got, sizeof(got), 2000) == (ssize_t)sizeof(frame));
 	CHECK(memcmp(got, frame, sizeof(frame)) == 0);
 	stats(&st);
@@ -433,7 +433,7 @@ static void test_tx_short_chain(void)
 	CHECK(ev_run_once(ev, 1000) == 1);
 	REQUIRE(gq_used_pop(&txq, &id, &len));
 	CHECK(host_recv(got, sizeof(got), 2000) == (ssize_t)sizeof(frame));
-	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET));
 }
 
 static void test_tx_oversize(void)
@@ -471,7 +471,7 @@ static void test_tx_oversize(void)
 	CHECK(ev_run_once(ev, 1000) == 1);
 	REQUIRE(gq_used_pop(&txq, &id, &len));
 	CHECK(host_recv(got, sizeof(got), 2000) == 1000);
-	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET));
 }
 
 /* A full 256-entry ring in one kick: the device stops after its budget
@@ -532,8 +532,8 @@ static void test_rx_frame(void)
 	CHECK(memcmp(host(b) + HDR, frame, sizeof(frame)) == 0);
 	CHECK(host(b)[HDR + sizeof(frame)] == 0xcc);
 	CHECK(edges() >= 1);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_USED);
-	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_VRING);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 	stats(&st);
 	CHECK(st.rx_frames == st0.rx_frames + 1);
 	CHECK(st.rx_bytes == st0.rx_bytes + sizeof(frame));
@@ -634,7 +634,7 @@ static void test_rx_buffer_too_small(void)
 	stats(&st);
 	CHECK(st.rx_dropped == st0.rx_dropped + 2);
 	CHECK(st.rx_frames == st0.rx_frames + 1);
-	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET));
 }
 
 /* A reset while the device polls the tap for posted buffers: the tap is no
@@ -704,7 +704,7 @@ static void test_rx_queue_restart(void)
 	CHECK(len == HDR + sizeof(frame2));
 	CHECK(memcmp(host(nb) + HDR, frame2, sizeof(frame2)) == 0);
 	CHECK(host(b1)[0] == 0xcc && host(b1)[HDR] == 0xcc);
-	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET));
 }
 
 /* A malformed chain breaks the queue: DEVICE_NEEDS_RESET and a config
@@ -727,8 +727,8 @@ static void test_broken_tx_queue(void)
 	put16(txq.avail + 2, 1);
 	kick(&txq);
 	CHECK(ev_run_once(ev, 1000) == 1);
-	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
 	CHECK(edges() >= 1);
 	CHECK(!gq_used_pop(&txq, &id, &len));
 	REQUIRE(driver_up(QSZ) == 0);

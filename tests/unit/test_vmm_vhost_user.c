@@ -285,10 +285,10 @@ static bool fuse_call(struct gq *g, uint32_t opcode, uint64_t unique,
 	 * (one whose bit a previous acknowledgement cleared) is ignored, as
 	 * Linux does. */
 	deadline = now_ms() + 1000;
-	while (g->require_irq && !(g->isr_seen & VIRTIO_ISR_USED) &&
+	while (g->require_irq && !(g->isr_seen & VIRTIO_MMIO_INT_VRING) &&
 	       g->wait(g, deadline))
 		;
-	if (g->require_irq && !(g->isr_seen & VIRTIO_ISR_USED)) {
+	if (g->require_irq && !(g->isr_seen & VIRTIO_MMIO_INT_VRING)) {
 		printf("#   opcode %u: no interrupt with InterruptStatus bit 0 (saw 0x%x)\n",
 		       opcode, g->isr_seen);
 		return false;
@@ -1104,24 +1104,24 @@ static void set_queue(struct virtio_dev *d, unsigned q)
 static uint32_t driver_init(struct virtio_dev *d, uint64_t want)
 {
 	uint64_t f = device_features(d) & want;
-	uint32_t s = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
+	uint32_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
 
 	for (unsigned q = 0; q < 2; q++)
 		gq_reset_rings(q);
 	mmio_write(d, VIRTIO_MMIO_STATUS, 0);
-	mmio_write(d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	mmio_write(d, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 	mmio_write(d, VIRTIO_MMIO_STATUS, s);
 	mmio_write(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
 	mmio_write(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
 	mmio_write(d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	mmio_write(d, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
-	s |= VIRTIO_STATUS_FEATURES_OK;
+	s |= VIRTIO_CONFIG_S_FEATURES_OK;
 	mmio_write(d, VIRTIO_MMIO_STATUS, s);
-	if (!(mmio_read(d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
+	if (!(mmio_read(d, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK))
 		return mmio_read(d, VIRTIO_MMIO_STATUS);
 	for (unsigned q = 0; q < 2; q++)
 		set_queue(d, q);
-	mmio_write(d, VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_DRIVER_OK);
+	mmio_write(d, VIRTIO_MMIO_STATUS, s | VIRTIO_CONFIG_S_DRIVER_OK);
 	return mmio_read(d, VIRTIO_MMIO_STATUS);
 }
 
@@ -1133,7 +1133,7 @@ static void settle(struct virtio_dev *d, int irq)
 	sleep_ms(100);
 	while (wait_readable(irq, now_ms()))
 		;
-	mmio_write(d, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_USED);
+	mmio_write(d, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 }
 
 static void *ev_thread(void *arg)
@@ -1295,7 +1295,7 @@ static void test_fs_device(void)
 	CHECKF(s == 15, "status %u after DRIVER_OK", s);
 	settle(&d, irq);
 	CHECK(fuse_init(&g, 1));
-	CHECK(g.isr_seen & VIRTIO_ISR_USED);
+	CHECK(g.isr_seen & VIRTIO_MMIO_INT_VRING);
 	CHECK(fuse_lookup(&g, 2, &node));
 	CHECK(node && fuse_open_read(&g, 3, node));
 
@@ -1313,7 +1313,7 @@ static void test_fs_device(void)
 	settle(&d, irq);
 	node = 0;
 	CHECK(fuse_lookup(&g, 10, &node) && node);
-	CHECK(g.isr_seen & VIRTIO_ISR_USED);
+	CHECK(g.isr_seen & VIRTIO_MMIO_INT_VRING);
 
 	/* virtiofsd dies: the device asks for a reset and tells the guest
 	 * with a configuration interrupt; the VMM goes on. */
@@ -1322,15 +1322,15 @@ static void test_fs_device(void)
 	mmio_write(&d, VIRTIO_MMIO_INTERRUPT_ACK, 3);
 	vfsd_kill(&v);
 	deadline = now_ms() + WAIT_MS;
-	while (!(mmio_read(&d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET) &&
+	while (!(mmio_read(&d, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET) &&
 	       now_ms() < deadline)
 		sleep_ms(5);
-	CHECK(mmio_read(&d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
-	CHECK(mmio_read(&d, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG);
+	CHECK(mmio_read(&d, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK(mmio_read(&d, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
 	CHECK(wait_readable(irq, now_ms() + 1000));
 	/* And a new DRIVER_OK is refused cleanly. */
 	s = driver_init(&d, BIT(VIRTIO_F_VERSION_1));
-	CHECK(s & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK(s & VIRTIO_CONFIG_S_NEEDS_RESET);
 
 	ev_stop(ev);
 	pthread_join(th, NULL);

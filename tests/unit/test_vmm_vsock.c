@@ -295,9 +295,9 @@ static void driver_up(unsigned rx_buffers)
 	gq_enable(&rxq);
 	gq_enable(&txq);
 	gq_enable(&evq);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE |
-		       VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-		       VIRTIO_STATUS_DRIVER_OK);
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE |
+		       VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+		       VIRTIO_CONFIG_S_DRIVER_OK);
 	rx_fill(rx_buffers);
 	kick(&rxq);
 }
@@ -746,7 +746,7 @@ static void test_registers_and_config(void)
 	uint8_t b[4] = { 0 };
 
 	REQUIRE(setup() == 0);
-	CHECK(rd(VIRTIO_MMIO_MAGIC) == 0x74726976);
+	CHECK(rd(VIRTIO_MMIO_MAGIC_VALUE) == 0x74726976);
 	CHECK(rd(VIRTIO_MMIO_VERSION) == 2);
 	CHECK(rd(VIRTIO_MMIO_DEVICE_ID) == 19);
 	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
@@ -783,10 +783,10 @@ static void test_activate_needs_queues(void)
 	gq_enable(&txq);
 	wr(VIRTIO_MMIO_STATUS, 15);
 	CHECK(!dev.active);
-	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	/* Features outside what we offer are refused at FEATURES_OK. */
 	negotiate(F_V1 | (1ull << VIRTIO_F_EVENT_IDX));
-	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK));
 	driver_up(QSZ);
 	CHECK(dev.active);
 	teardown();
@@ -820,7 +820,7 @@ static void test_guest_connect(void)
 	CHECK(get32(rxq.used + 4) == 0 && get32(rxq.used + 8) == 44);
 	CHECK(memcmp(host(RXBUF(0)), response, 44) == 0);
 	CHECK(read(irq_fd, &irqs, 8) == 8 && irqs >= 1);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_USED);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_VRING);
 	REQUIRE(rx_pop(&pk));
 	hfd = host_accept(lfd);
 	REQUIRE(hfd >= 0);
@@ -1662,7 +1662,7 @@ static void test_hostile_headers(void)
 	CHECK(host_recv(hfd, buf, sizeof(buf)) == 0);
 	close(hfd);
 	CHECK(stats().conns == 0);
-	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET));
 	host_unlisten(lfd, 86);
 	teardown();
 }
@@ -1906,7 +1906,7 @@ static void test_small_rx_buffers(void)
 	REQUIRE(rx_pop(&pk));
 	CHECK(pk.id == 24 && pk.h.len == 3 && memcmp(pk.data, "def", 3) == 0);
 	CHECK(stats().bad_packets == 1);	/* the 43-byte buffer */
-	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET));
 	close(hfd);
 	pump();
 	host_unlisten(lfd, 91);
@@ -1922,11 +1922,11 @@ static void test_broken_tx_queue(void)
 	gq_desc(&txq, 0, 0x7fff0000ull, 44, 0, 0);	/* outside RAM */
 	gq_avail_add(&txq, 0);
 	kick(&txq);
-	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
-	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_ISR_CONFIG);
+	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
 	CHECK(dev.vq[VSOCK_QUEUE_TX].broken);
 	driver_up(QSZ);
-	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET));
 	tx_op(VSOCK_OP_REQUEST, 4200, 4201, 0, GUEST_BUF, 0);
 	REQUIRE(rx_pop(&pk));
 	CHECK_PKT(&pk, VSOCK_OP_RST, 4201, 4200);

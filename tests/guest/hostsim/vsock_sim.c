@@ -132,7 +132,7 @@ static bool driver_ok;
 
 bool virtio_begin(struct virtio_dev *d, uint64_t wanted)
 {
-	d->features = VIRTIO_F_VERSION_1 | (wanted & 1);
+	d->features = (1ull << VIRTIO_F_VERSION_1) | (wanted & 1);
 	return true;
 }
 
