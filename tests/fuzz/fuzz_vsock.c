@@ -53,6 +53,7 @@
 #include "virtqueue.h"
 #include "vsock_packet.h"
 #include "../lib/vq_driver.h"
+#include "../lib/fd_count.h"
 
 #define ASSERT(c)                         \
 	do {                              \
@@ -451,19 +452,6 @@ static void guest_answers(struct world *w, uint8_t arg)
 	w->nreq = 0;
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
 
 static void fuzz_device(const uint8_t *d, size_t n)
 {

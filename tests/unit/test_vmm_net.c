@@ -54,6 +54,7 @@
 #include "layout.h"
 #include "virtio_mmio.h"
 #include "virtio_net.h"
+#include "../lib/fd_count.h"
 
 #define TAP "krtap0"
 #define TEST_ETHERTYPE 0x88b5
@@ -858,20 +859,6 @@ static int net_setup(void)
 	return 0;
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;		/* the DIR's own fd */
-}
 
 /* Destroy leaves the runtime's tap alone (and closes what create opened);
  * then the test deletes the tap and checks it is gone. */

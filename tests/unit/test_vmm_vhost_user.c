@@ -50,6 +50,7 @@
 #include "virtio_fs.h"
 #include "virtio_mmio.h"
 #include "virtqueue.h"
+#include "../lib/fd_count.h"
 
 #ifndef VIRTIOFSD		/* -DVIRTIOFSD=... to try another build */
 #define VIRTIOFSD "/usr/lib/qemu/virtiofsd"
@@ -93,18 +94,6 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static int new_eventfd(void)
 {

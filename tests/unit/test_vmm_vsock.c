@@ -34,6 +34,7 @@
 #include "virtio_vsock.h"
 #include "virtqueue.h"
 #include "vsock_packet.h"
+#include "../lib/fd_count.h"
 
 #define RAM_SIZE (16u << 20)
 #define BASE 0xd0000000ull
@@ -61,20 +62,6 @@ static int fds_before;
 
 /* ---- little helpers ---- */
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;	/* the DIR's own fd */
-}
 
 /* Run the device until nothing is left to do (bounded). */
 static int pump(void)
